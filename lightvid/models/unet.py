@@ -1,0 +1,191 @@
+"""SpaceTimeUNet: lightvid's spatio-temporal UNet.
+
+One configurable network that expresses Stable Video Diffusion's UNet exactly (weights load from a
+diffusers `unet/` folder and reproduce `UNetSpatioTemporalConditionModel`), and the small native models
+lightvid trains itself: per-level widths, depths, heads, which levels carry spatial attention, temporal
+attention and temporal convolution, and identity-initialised temporal down/up-sampling.
+
+Activations: (b·f, c, h, w) with frames folded into the batch; f changes at temporal resamplers.
+"""
+import math
+
+import torch
+from einops import rearrange
+from torch import nn
+from torch.nn import functional as F
+from torch.utils.checkpoint import checkpoint
+
+from .attention import Attention, SpaceTimeTransformer
+from .config import UNetConfig
+from .embeddings import MLPEmbedding, sinusoidal_embedding
+from .resample import Downsample, TemporalDownsample, TemporalUpsample, Upsample
+from .resblocks import SpaceTimeResBlock
+
+
+def _call(module: nn.Module, use_checkpoint: bool, *args):
+    """Run a block, recomputing its activations in backward when gradient checkpointing is on."""
+    if use_checkpoint and torch.is_grad_enabled():
+        return checkpoint(module, *args, use_reentrant=False)
+    return module(*args)
+
+
+class DownLevel(nn.Module):
+    """ResBlocks (each followed by a transformer if `attention`), then optional spatial/temporal downsampling."""
+
+    def __init__(self, cfg: UNetConfig, i: int, in_ch: int):
+        super().__init__()
+        ch, n, groups = cfg.channels[i], cfg.layers_per_level[i], cfg.norm_groups
+        self.res = nn.ModuleList(
+            SpaceTimeResBlock(in_ch if j == 0 else ch, ch, cfg.emb_dim, cfg.down_eps[i], cfg.temporal_conv[i], groups)
+            for j in range(n))
+        self.attn = nn.ModuleList(
+            SpaceTimeTransformer(ch, cfg.heads[i], cfg.cross_attention_dim, cfg.transformer_depth[i],
+                                 cfg.temporal_attention[i], groups) for _ in range(n)) if cfg.attention[i] else None
+        last = i == cfg.num_levels - 1
+        self.downsample = None if last else Downsample(ch)
+        self.temporal_downsample = TemporalDownsample(ch) if cfg.temporal_downsample[i] else None
+        self.gradient_checkpointing = False
+
+    def forward(self, x, emb, context, f, skips: list):
+        for j, res in enumerate(self.res):
+            x = _call(res, self.gradient_checkpointing, x, emb, f)
+            if self.attn is not None:
+                x = _call(self.attn[j], self.gradient_checkpointing, x, context, f)
+            skips.append((x, f))
+        if self.downsample is not None:
+            x = self.downsample(x)
+            if self.temporal_downsample is not None:
+                x, f = self.temporal_downsample(x, f), math.ceil(f / 2)
+            skips.append((x, f))
+        return x, f
+
+
+class MidLevel(nn.Module):
+    """ResBlock, transformer, ResBlock at the coarsest resolution."""
+
+    def __init__(self, cfg: UNetConfig):
+        super().__init__()
+        ch, groups = cfg.channels[-1], cfg.norm_groups
+        self.res = nn.ModuleList(
+            SpaceTimeResBlock(ch, ch, cfg.emb_dim, cfg.mid_eps, cfg.mid_temporal_conv, groups) for _ in range(2))
+        self.attn = nn.ModuleList([SpaceTimeTransformer(
+            ch, cfg.heads[-1], cfg.cross_attention_dim, cfg.transformer_depth[-1], cfg.mid_temporal_attention,
+            groups)]) if cfg.mid_attention else None
+        self.gradient_checkpointing = False
+
+    def forward(self, x, emb, context, f):
+        x = _call(self.res[0], self.gradient_checkpointing, x, emb, f)
+        if self.attn is not None:
+            x = _call(self.attn[0], self.gradient_checkpointing, x, context, f)
+        return _call(self.res[1], self.gradient_checkpointing, x, emb, f)
+
+
+class UpLevel(nn.Module):
+    """Mirror of down level `i`: ResBlocks over [x ‖ skip] (+ transformers), then upsampling to the next skip."""
+
+    def __init__(self, cfg: UNetConfig, i: int, prev_ch: int):
+        super().__init__()
+        ch, n, groups = cfg.channels[i], cfg.layers_per_level[i] + 1, cfg.norm_groups
+        skip_from_below = cfg.channels[max(i - 1, 0)]  # the last skip comes from the level below's downsampler
+        self.res = nn.ModuleList(
+            SpaceTimeResBlock((prev_ch if j == 0 else ch) + (skip_from_below if j == n - 1 else ch), ch,
+                              cfg.emb_dim, cfg.up_eps, cfg.temporal_conv[i], groups) for j in range(n))
+        self.attn = nn.ModuleList(
+            SpaceTimeTransformer(ch, cfg.heads[i], cfg.cross_attention_dim, cfg.transformer_depth[i],
+                                 cfg.temporal_attention[i], groups) for _ in range(n)) if cfg.attention[i] else None
+        self.upsample = Upsample(ch) if i > 0 else None
+        self.temporal_upsample = TemporalUpsample(ch) if i > 0 and cfg.temporal_downsample[i - 1] else None
+        self.gradient_checkpointing = False
+
+    def forward(self, x, emb, context, f, skips: list):
+        for j, res in enumerate(self.res):
+            skip, _ = skips.pop()
+            x = _call(res, self.gradient_checkpointing, torch.cat([x, skip], dim=1), emb, f)
+            if self.attn is not None:
+                x = _call(self.attn[j], self.gradient_checkpointing, x, context, f)
+        if self.upsample is not None:
+            target, target_f = skips[-1]
+            if self.temporal_upsample is not None:
+                x, f = self.temporal_upsample(x, f, target_f), target_f
+            x = self.upsample(x, target.shape[-2:])
+        return x, f
+
+
+class SpaceTimeUNet(nn.Module):
+    """`unet(sample, timestep, encoder_hidden_states, added_time_ids) -> (b, f, out_channels, h, w)`.
+
+    Arguments mean what they mean for diffusers' `UNetSpatioTemporalConditionModel`: `sample` (b, f, c_in, h, w),
+    `timestep` the noise conditioning c_noise (scalar or (b,)), `encoder_hidden_states` (b, n, d_ctx) or None,
+    `added_time_ids` (b, num_added_time_ids) or None.
+    """
+
+    def __init__(self, config: UNetConfig):
+        super().__init__()
+        self.config = cfg = config
+        ch0 = cfg.channels[0]
+        self.conv_in = nn.Conv2d(cfg.in_channels, ch0, 3, padding=1)
+        self.time_embedding = MLPEmbedding(ch0, cfg.emb_dim)
+        self.add_embedding = (MLPEmbedding(cfg.num_added_time_ids * cfg.added_time_embed_dim, cfg.emb_dim)
+                              if cfg.num_added_time_ids else None)
+        self.down = nn.ModuleList()
+        for i in range(cfg.num_levels):
+            self.down.append(DownLevel(cfg, i, cfg.channels[max(i - 1, 0)]))
+        self.mid = MidLevel(cfg)
+        self.up = nn.ModuleList()
+        for i in reversed(range(cfg.num_levels)):
+            self.up.append(UpLevel(cfg, i, cfg.channels[min(i + 1, cfg.num_levels - 1)]))
+        self.norm_out = nn.GroupNorm(cfg.norm_groups, ch0, eps=1e-5)
+        self.conv_out = nn.Conv2d(ch0, cfg.out_channels, 3, padding=1)
+
+    def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor | None = None,
+                added_time_ids: torch.Tensor | None = None) -> torch.Tensor:
+        b, f = sample.shape[:2]
+        emb = self.embed(timestep, added_time_ids, b, sample)  # (b, emb_dim)
+        x = self.conv_in(rearrange(sample, "b f c h w -> (b f) c h w"))
+        skips = [(x, f)]
+        for level in self.down:
+            x, f = level(x, emb, encoder_hidden_states, f, skips)
+        x = self.mid(x, emb, encoder_hidden_states, f)
+        for level in self.up:
+            x, f = level(x, emb, encoder_hidden_states, f, skips)
+        x = self.conv_out(F.silu(self.norm_out(x)))
+        return rearrange(x, "(b f) c h w -> b f c h w", b=b)
+
+    def embed(self, timestep, added_time_ids, batch: int, like: torch.Tensor) -> torch.Tensor:
+        """Timestep (+ added time ids) embedding, one per clip: (b, emb_dim)."""
+        t = torch.as_tensor(timestep, device=like.device).reshape(-1).expand(batch)
+        emb = self.time_embedding(sinusoidal_embedding(t, self.config.channels[0]).to(like.dtype))
+        if self.add_embedding is not None:
+            if added_time_ids is None:
+                raise ValueError(f"this UNet needs added_time_ids of shape ({batch}, {self.config.num_added_time_ids})")
+            ids = sinusoidal_embedding(added_time_ids.reshape(-1), self.config.added_time_embed_dim)
+            emb = emb + self.add_embedding(ids.reshape(batch, -1).to(like.dtype))
+        return emb
+
+    # -- switches -------------------------------------------------------------------------------------
+
+    def set_fold_cross_attention(self, enabled: bool = True) -> "SpaceTimeUNet":
+        """Fold single-token cross-attention into out(v(context)) (exact; see `Attention`)."""
+        for m in self.modules():
+            if isinstance(m, Attention):
+                m.fold_single_token = enabled
+        return self
+
+    def set_gradient_checkpointing(self, enabled: bool = True) -> "SpaceTimeUNet":
+        for m in self.modules():
+            if hasattr(m, "gradient_checkpointing"):
+                m.gradient_checkpointing = enabled
+        return self
+
+    # -- checkpoints ----------------------------------------------------------------------------------
+
+    @classmethod
+    def from_pretrained(cls, path, dtype: torch.dtype | None = None, device="cpu") -> "SpaceTimeUNet":
+        """Load lightvid's own checkpoint folder or a diffusers SVD `unet/` folder (or a pipeline folder)."""
+        from .checkpoint import load_unet
+        return load_unet(path, dtype=dtype, device=device)
+
+    def save_pretrained(self, path) -> None:
+        """Write config.json + model.safetensors into folder `path` (each file atomically)."""
+        from .checkpoint import save_unet
+        save_unet(self, path)
