@@ -1,0 +1,1 @@
+"""Measurement: FLOPs, parameters, and (later) quality metrics."""

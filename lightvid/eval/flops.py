@@ -1,0 +1,74 @@
+"""Exact FLOP and parameter counts of one UNet evaluation, computed on the meta device (no weights, no RAM).
+
+`torch.utils.flop_counter` counts a multiply-add as 2 FLOPs. It is run on meta tensors on purpose: on real
+CPU tensors scaled_dot_product_attention dispatches to a fused kernel the counter does not see.
+"""
+import json
+from dataclasses import dataclass
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from lightvid.errors import LightvidError
+from lightvid.models import PRESETS, SpaceTimeUNet, UNetConfig, get_preset
+from lightvid.models.checkpoint import OWN_CLASS, _read_config, _resolve_folder
+from lightvid.models.config import config_from_diffusers
+
+# Pixel -> latent downscale of the autoencoder each preset is used with (SVD's VAE: 8).
+PRESET_LATENT_SCALE = {"svd": 8, "svd-tiny": 8}
+
+
+@dataclass
+class FlopReport:
+    flops: int  # one UNet evaluation, batch 1
+    params: int
+    frames: int
+    latent_height: int
+    latent_width: int
+
+    @property
+    def tflops(self) -> float:
+        return self.flops / 1e12
+
+
+def resolve_architecture(model: str) -> tuple[UNetConfig, int]:
+    """A preset name or a model folder -> (UNet config, pixel-to-latent scale). Reads config files only."""
+    if model in PRESETS:
+        return get_preset(model), PRESET_LATENT_SCALE.get(model, 1)
+    folder = _resolve_folder(model)
+    raw = _read_config(folder)
+    config = UNetConfig.from_dict(raw) if raw.get("_class_name") == OWN_CLASS else config_from_diffusers(raw)
+    vae_config = folder.parent / "vae" / "config.json"
+    scale = 1
+    if vae_config.exists():
+        scale = 2 ** (len(json.loads(vae_config.read_text()).get("block_out_channels", [0] * 4)) - 1)
+    elif raw.get("_class_name") != OWN_CLASS:
+        scale = 8  # a bare diffusers SVD unet/ folder: SVD's VAE
+    return config, scale
+
+
+def count_flops(config: UNetConfig, frames: int, latent_height: int, latent_width: int,
+                fold_cross_attention: bool = False) -> FlopReport:
+    """FLOPs of `SpaceTimeUNet(config)` on one (1, frames, c_in, h, w) sample."""
+    with torch.device("meta"):
+        model = SpaceTimeUNet(config).set_fold_cross_attention(fold_cross_attention)
+        sample = torch.empty(1, frames, config.in_channels, latent_height, latent_width)
+        context = torch.empty(1, 1, config.cross_attention_dim) if config.cross_attention_dim else None
+        ids = torch.empty(1, config.num_added_time_ids) if config.num_added_time_ids else None
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            model(sample, torch.empty(1), context, ids)
+    params = sum(p.numel() for p in model.parameters())
+    return FlopReport(counter.get_total_flops(), params, frames, latent_height, latent_width)
+
+
+def flops_for(model: str, frames: int, height: int, width: int, fold_cross_attention: bool = False) -> FlopReport:
+    """FLOPs for a preset or folder at a pixel resolution (converted to the model's latent resolution)."""
+    config, scale = resolve_architecture(model)
+    if height % scale or width % scale:
+        raise LightvidError(f"--height/--width must be multiples of {scale} for this model (got {height}x{width})")
+    if min(frames, height, width) < 1:
+        raise LightvidError("--frames, --height and --width must be positive")
+    return count_flops(config, frames, height // scale, width // scale, fold_cross_attention)
+
+
+__all__ = ["FlopReport", "count_flops", "flops_for", "resolve_architecture"]

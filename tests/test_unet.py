@@ -1,0 +1,125 @@
+"""SpaceTimeUNet: parity with diffusers' SVD UNet, loading, invariances, fast-path bounds."""
+import pytest
+import torch
+
+from lightvid.errors import LightvidError
+from lightvid.models import SpaceTimeUNet, UNetConfig, get_preset
+from lightvid.models.resample import TemporalDownsample, TemporalUpsample
+from svd_fixtures import TINY_UNET_CONFIGS, make_diffusers_unet, unet_inputs
+
+
+@pytest.fixture(scope="module", params=sorted(TINY_UNET_CONFIGS))
+def pair(request, tmp_path_factory):
+    """(diffusers model, our model loaded from the diffusers folder on disk)."""
+    reference = make_diffusers_unet(request.param)
+    folder = tmp_path_factory.mktemp(request.param) / "unet"
+    reference.save_pretrained(folder)
+    return reference, SpaceTimeUNet.from_pretrained(folder)
+
+
+@pytest.mark.parametrize("batch,frames,height,width", [(2, 3, 16, 16), (1, 1, 8, 8), (1, 5, 12, 20), (2, 4, 14, 10)])
+@torch.no_grad()
+def test_matches_diffusers(pair, batch, frames, height, width):
+    reference, ours = pair
+    inputs = unet_inputs(batch, frames, height, width)
+    expected = reference(**inputs).sample
+    got = ours(**inputs)
+    assert got.shape == expected.shape == (batch, frames, 4, height, width)
+    assert (got - expected).abs().max().item() <= 1e-4
+
+
+@torch.no_grad()
+def test_folded_cross_attention_matches_reference(pair):
+    _, ours = pair
+    inputs = unet_inputs()
+    exact = ours(**inputs)
+    folded = ours.set_fold_cross_attention(True)(**inputs)
+    ours.set_fold_cross_attention(False)
+    assert (folded - exact).abs().max().item() <= 1e-5
+
+
+def test_full_svd_parameter_count_matches_diffusers():
+    with torch.device("meta"):
+        model = SpaceTimeUNet(get_preset("svd"))
+    assert sum(p.numel() for p in model.parameters()) == 1_524_623_082
+
+
+@torch.no_grad()
+def test_save_load_round_trip_is_exact(pair, tmp_path):
+    _, ours = pair
+    ours.save_pretrained(tmp_path / "copy")
+    again = SpaceTimeUNet.from_pretrained(tmp_path / "copy")
+    assert again.config == ours.config
+    inputs = unet_inputs()
+    assert torch.equal(again(**inputs), ours(**inputs))
+
+
+@torch.no_grad()
+def test_batch_equals_single(pair):
+    _, ours = pair
+    inputs = unet_inputs(batch=3, frames=4)
+    batched = ours(**inputs)
+    for i in range(3):
+        single = ours(**{k: v[i:i + 1] for k, v in inputs.items()})
+        assert (single - batched[i:i + 1]).abs().max().item() <= 1e-5
+
+
+def test_gradient_checkpointing_gives_same_gradients():
+    torch.manual_seed(0)
+    model = SpaceTimeUNet(get_preset("svd-tiny"))
+    inputs = unet_inputs(batch=1, frames=2, height=8, width=8)
+
+    def grads():
+        model.zero_grad()
+        model(**inputs).square().mean().backward()
+        return [p.grad.clone() for p in model.parameters()]
+
+    plain = grads()
+    model.set_gradient_checkpointing(True)
+    checkpointed = grads()
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, checkpointed))
+
+
+def test_temporal_resamplers_start_as_nearest_neighbour():
+    x = torch.randn(2 * 5, 8, 3, 3)  # (b·f, c, h, w), b=2, f=5
+    down = TemporalDownsample(8)(x, num_frames=5)
+    frames = x.reshape(2, 5, 8, 3, 3)
+    assert torch.allclose(down.reshape(2, 3, 8, 3, 3), frames[:, ::2], atol=1e-6)
+    up = TemporalUpsample(8)(down, num_frames=3, target_frames=5)
+    assert torch.allclose(up.reshape(2, 5, 8, 3, 3), frames[:, [0, 0, 2, 2, 4]], atol=1e-6)
+
+
+@pytest.mark.parametrize("frames", [1, 4, 7])
+@torch.no_grad()
+def test_temporal_multiscale_unet_keeps_shapes(frames):
+    config = UNetConfig(in_channels=9, out_channels=4, channels=(32, 32, 64), layers_per_level=(1, 1, 1),
+                        heads=(1, 1, 2), transformer_depth=(1, 1, 1), attention=(False, True, True),
+                        temporal_attention=(False, True, True), temporal_conv=(True, True, True),
+                        temporal_downsample=(True, True, False), cross_attention_dim=None, num_added_time_ids=0,
+                        down_eps=(1e-6,) * 3, conditioning="native")
+    model = SpaceTimeUNet(config)
+    out = model(torch.randn(2, frames, 9, 16, 16), torch.tensor(0.5))
+    assert out.shape == (2, frames, 4, 16, 16) and torch.isfinite(out).all()
+
+
+def test_loader_refuses_pickles_and_mismatched_weights(tmp_path):
+    reference = make_diffusers_unet("two_levels")
+    folder = tmp_path / "unet"
+    reference.save_pretrained(folder)
+    (folder / "diffusion_pytorch_model.safetensors").rename(folder / "diffusion_pytorch_model.bin")
+    with pytest.raises(LightvidError, match="pickle"):
+        SpaceTimeUNet.from_pretrained(folder)
+    with pytest.raises(LightvidError, match="not a model folder"):
+        SpaceTimeUNet.from_pretrained(tmp_path / "nowhere")
+    other = make_diffusers_unet("all_attention")
+    other.save_pretrained(tmp_path / "other")
+    (tmp_path / "other" / "config.json").write_bytes((folder / "config.json").read_bytes())
+    with pytest.raises(LightvidError, match="do not match"):
+        SpaceTimeUNet.from_pretrained(tmp_path / "other")
+
+
+def test_config_rejects_bad_fields():
+    with pytest.raises(LightvidError, match="one per level"):
+        UNetConfig(channels=(32, 64), heads=(1,))
+    with pytest.raises(LightvidError, match="unknown keys"):
+        UNetConfig.from_dict({"chanels": [32]})
