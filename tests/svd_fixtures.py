@@ -42,3 +42,30 @@ def unet_inputs(batch=2, frames=3, height=16, width=16, context_dim=32, seed=1):
                 timestep=torch.randn(batch, generator=g),
                 encoder_hidden_states=torch.randn(batch, 1, context_dim, generator=g),
                 added_time_ids=torch.randn(batch, 3, generator=g) * 10)
+
+
+SVD_SCHEDULER_CONFIG = dict(
+    beta_end=0.012, beta_schedule="scaled_linear", beta_start=0.00085, interpolation_type="linear",
+    num_train_timesteps=1000, prediction_type="v_prediction", sigma_max=700.0, sigma_min=0.002, steps_offset=1,
+    timestep_spacing="leading", timestep_type="continuous", use_karras_sigmas=True)
+
+
+def make_svd_pipeline_folder(folder, seed: int = 0):
+    """Save a complete tiny random StableVideoDiffusionPipeline (real format) into `folder`; return it."""
+    from diffusers import AutoencoderKLTemporalDecoder, EulerDiscreteScheduler, StableVideoDiffusionPipeline
+    from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
+
+    unet = make_diffusers_unet("two_levels", seed=seed, cross_attention_dim=32)
+    unet.register_to_config(num_frames=4)
+    torch.manual_seed(seed)
+    vae = AutoencoderKLTemporalDecoder(block_out_channels=(32, 64), in_channels=3, out_channels=3,
+                                       down_block_types=("DownEncoderBlock2D",) * 2, latent_channels=4).eval()
+    encoder = CLIPVisionModelWithProjection(CLIPVisionConfig(
+        hidden_size=32, projection_dim=32, num_hidden_layers=2, num_attention_heads=4, image_size=224,
+        intermediate_size=37, patch_size=32)).eval()
+    extractor = CLIPImageProcessor(crop_size=224, size=224)
+    pipe = StableVideoDiffusionPipeline(vae=vae, image_encoder=encoder, unet=unet,
+                                        scheduler=EulerDiscreteScheduler(**SVD_SCHEDULER_CONFIG),
+                                        feature_extractor=extractor)
+    pipe.save_pretrained(folder)
+    return pipe

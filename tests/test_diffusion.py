@@ -147,7 +147,9 @@ def test_svd_denoiser_matches_diffusers_v_prediction_formula():
 
 
 def test_denoiser_scalar_and_batched_sigma_agree():
-    net = lambda x_in, c_noise: torch.tanh(x_in) * c_noise.view(-1, 1, 1)
+    def net(x_in, c_noise):
+        return torch.tanh(x_in) * c_noise.view(-1, 1, 1)
+
     denoiser = Denoiser(net, prediction="edm", sigma_data=0.5)
     x = torch.randn(2, 3, 4)
     torch.testing.assert_close(denoiser(x, 2.0), denoiser(x, torch.tensor([2.0, 2.0])))
@@ -245,7 +247,9 @@ def test_sample_euler_matches_diffusers_euler_scheduler_for_svd(total_steps):
 
 
 def test_euler_ancestral_is_reproducible_per_seed():
-    model = lambda x, sigma: x / (1 + sigma.view(-1, 1, 1, 1) ** 2)
+    def model(x, sigma):
+        return x / (1 + sigma.view(-1, 1, 1, 1) ** 2)
+
     sigmas = karras_sigmas(5, 0.002, 80.0)
     x = 80.0 * torch.randn(2, 3, 4, 4, generator=torch.Generator().manual_seed(6))
 
@@ -319,7 +323,9 @@ def test_cfg_on_denoised_equals_diffusers_cfg_on_v_output():
     g = torch.Generator().manual_seed(7)
     x = torch.randn(1, 4, 3, 4, 4, generator=g) * 5
     image = torch.randn(1, 4, 3, 4, 4, generator=g)
-    net = lambda x_in, c_noise, image: torch.tanh(x_in + image) * c_noise.view(-1, 1, 1, 1, 1)
+    def net(x_in, c_noise, image):
+        return torch.tanh(x_in + image) * c_noise.view(-1, 1, 1, 1, 1)
+
     ramp = svd_guidance_ramp(4, 1.0, 3.0)
     sigma = torch.tensor([5.0])
     guided = cfg_model(svd_denoiser(net), {"image": image}, {"image": torch.zeros_like(image)}, ramp)

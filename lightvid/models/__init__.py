@@ -4,5 +4,12 @@ from .config import UNetConfig, config_from_diffusers
 from .presets import PRESETS, get_preset
 from .unet import SpaceTimeUNet
 
-__all__ = ["SpaceTimeUNet", "UNetConfig", "config_from_diffusers", "load_unet", "diffusers_to_lightvid_key",
-           "PRESETS", "get_preset"]
+__all__ = [
+           "PRESETS",
+           "SpaceTimeUNet",
+           "UNetConfig",
+           "config_from_diffusers",
+           "diffusers_to_lightvid_key",
+           "get_preset",
+           "load_unet",
+]

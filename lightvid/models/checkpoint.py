@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from lightvid.errors import LightvidError
@@ -59,7 +60,7 @@ def _read_weights(folder: Path, names: list[str]) -> dict[str, torch.Tensor]:
         if (folder / name).exists():
             try:
                 return load_file(folder / name)
-            except Exception as e:  # safetensors raises several types for bad files
+            except (SafetensorError, OSError) as e:
                 raise LightvidError(f"{folder / name}: not a readable safetensors file ({e})") from None
         index = folder / f"{name}.index.json"
         if index.exists():
@@ -83,7 +84,8 @@ def load_unet(path, dtype: torch.dtype | None = None, device="cpu"):
     kind = raw.get("_class_name")
     if kind == DIFFUSERS_CLASS:
         config = config_from_diffusers(raw)
-        state = _read_weights(folder, ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"])
+        names = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"]
+        state = _read_weights(folder, names)
         state = {diffusers_to_lightvid_key(k): v for k, v in state.items()}
     elif kind == OWN_CLASS:
         config = UNetConfig.from_dict(raw)

@@ -141,7 +141,8 @@ class SpaceTimeUNet(nn.Module):
                 added_time_ids: torch.Tensor | None = None) -> torch.Tensor:
         b, f = sample.shape[:2]
         emb = self.embed(timestep, added_time_ids, b, sample)  # (b, emb_dim)
-        x = self.conv_in(rearrange(sample, "b f c h w -> (b f) c h w"))
+        # Channels-last throughout: convolutions run natively in it and token views need no copies.
+        x = self.conv_in(rearrange(sample, "b f c h w -> (b f) c h w").contiguous(memory_format=torch.channels_last))
         skips = [(x, f)]
         for level in self.down:
             x, f = level(x, emb, encoder_hidden_states, f, skips)
@@ -149,7 +150,7 @@ class SpaceTimeUNet(nn.Module):
         for level in self.up:
             x, f = level(x, emb, encoder_hidden_states, f, skips)
         x = self.conv_out(F.silu(self.norm_out(x)))
-        return rearrange(x, "(b f) c h w -> b f c h w", b=b)
+        return rearrange(x, "(b f) c h w -> b f c h w", b=b).contiguous()
 
     def embed(self, timestep, added_time_ids, batch: int, like: torch.Tensor) -> torch.Tensor:
         """Timestep (+ added time ids) embedding, one per clip: (b, emb_dim)."""

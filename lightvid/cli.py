@@ -1,0 +1,118 @@
+"""The `lightvid` command line. Every user error is one line on stderr and exit code 2 (see errors.py)."""
+import json
+import os
+import sys
+from pathlib import Path
+
+import typer
+
+from lightvid.errors import LightvidError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="lightvid: fast video diffusion on small hardware (CPU first, offline).")
+
+
+@app.command()
+def generate(
+    model: Path = typer.Option(..., "--model", help="A local Stable Video Diffusion folder in diffusers format "
+                               "(model_index.json, unet/, vae/, image_encoder/, feature_extractor/)."),
+    image: Path = typer.Option(..., "--image", help="The conditioning image (PNG/JPEG/...). It is resized to "
+                               "cover HEIGHTxWIDTH, aspect ratio kept, then center-cropped."),
+    output: str = typer.Option(..., "-o", "--output", help="Output: .mp4 (H.264), .gif, .webm, or a folder "
+                               "path ending in '/' for lossless PNG frames."),
+    frames: int | None = typer.Option(None, help="Frames to generate [default: the UNet's num_frames, 14 for SVD]."),
+    steps: int = typer.Option(25, help="Sampling steps (Euler, Karras schedule)."),
+    seed: int = typer.Option(0, help="Random seed: the same seed and settings give the same video."),
+    height: int = typer.Option(576, help="Output height in pixels (multiple of the VAE factor, 8 for SVD)."),
+    width: int = typer.Option(1024, help="Output width in pixels (multiple of the VAE factor, 8 for SVD)."),
+    fps: int = typer.Option(7, help="Frames per second: conditions the model and sets the file's frame rate."),
+    motion_bucket: int = typer.Option(127, "--motion-bucket", help="SVD motion bucket id: more = more motion."),
+    noise_aug: float = typer.Option(0.02, "--noise-aug", help="Noise added to the conditioning image."),
+    min_guidance: float = typer.Option(1.0, help="Guidance scale of the first frame (ramps linearly)."),
+    max_guidance: float = typer.Option(3.0, help="Guidance scale of the last frame."),
+    decode_chunk: int | None = typer.Option(None, "--decode-chunk", help="Frames decoded per VAE call: lower "
+                                               "bounds memory; None decodes the whole clip in one call."),
+    gif: bool = typer.Option(False, "--gif", help="Also write a GIF preview next to the output."),
+):
+    """Image-to-video with a Stable Video Diffusion checkpoint folder."""
+    import torch
+
+    from lightvid.io import check_output_path, load_image, pil_to_tensor, resize_and_crop, write_video
+    from lightvid.pipelines import SVDPipeline, SVDSettings
+    from lightvid.tasks import image_to_video
+
+    check_output_path(output)
+    _check_positive(steps=steps, height=height, width=width, fps=fps)
+    if decode_chunk is not None:
+        _check_positive(decode_chunk=decode_chunk)
+    picture = pil_to_tensor(resize_and_crop(load_image(image), height, width))
+    if frames is not None:  # validate the request before the (slow) model load
+        image_to_video(picture, frames, fps)
+    pipe = SVDPipeline.from_pretrained(model)
+    spec = image_to_video(picture, frames if frames is not None else pipe.default_frames, fps)
+    settings = SVDSettings(steps=steps, min_guidance=min_guidance, max_guidance=max_guidance,
+                           motion_bucket_id=motion_bucket, noise_aug_strength=noise_aug, decode_chunk_size=decode_chunk)
+    video = pipe(spec, settings, generator=torch.Generator().manual_seed(seed))
+    for path in _as_list(write_video(video, output, fps=fps, gif_preview=gif)):
+        typer.echo(f"wrote {path}")
+
+
+@app.command()
+def flops(
+    model: str = typer.Option("svd", "--model", help="A preset (svd, svd-tiny) or a model folder "
+                              "(diffusers SVD pipeline or unet/ folder, or a lightvid checkpoint)."),
+    frames: int = typer.Option(14, help="Frames per clip."),
+    height: int = typer.Option(576, help="Video height in pixels (latent height = height / VAE factor)."),
+    width: int = typer.Option(1024, help="Video width in pixels."),
+    fold_cross_attention: bool = typer.Option(False, "--fold-cross-attention",
+                                              help="Count with single-token cross-attention folded (MobileVD)."),
+    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+):
+    """FLOPs and parameters of ONE UNet evaluation (batch 1), counted exactly on the meta device.
+
+    A multiply-add counts as 2 FLOPs. No weights are loaded.
+    """
+    from lightvid.eval.flops import flops_for
+
+    report = flops_for(model, frames, height, width, fold_cross_attention)
+    if as_json:
+        typer.echo(json.dumps(dict(model=model, frames=frames, height=height, width=width,
+                                   latent_height=report.latent_height, latent_width=report.latent_width,
+                                   flops=report.flops, tflops=report.tflops, params=report.params)))
+    else:
+        typer.echo(f"{model}: {frames}x{height}x{width} (latent {report.latent_height}x{report.latent_width}): "
+                   f"{report.tflops:.2f} TFLOPs per UNet evaluation, {report.params:,} parameters")
+
+
+def _check_positive(**values):
+    for name, value in values.items():
+        if value < 1:
+            raise LightvidError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
+
+
+def _as_list(x):
+    return x if isinstance(x, (list, tuple)) else [x]
+
+
+def main(argv=None) -> int:
+    """Entry point: runs the app, turning LightvidError into a one-line message and exit code 2.
+
+    Usage errors (unknown option, non-integer value) are click's: a short usage note, also exit code 2.
+    """
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # lightvid never downloads
+    try:
+        app(args=argv, prog_name="lightvid")
+    except SystemExit as e:
+        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+    except LightvidError as e:
+        typer.echo(f"lightvid: error: {e}", err=True)
+        return 2
+    return 0
+
+
+def console_main():
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_main()
