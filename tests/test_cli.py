@@ -28,7 +28,8 @@ def photo(tmp_path):
 
 @pytest.mark.parametrize("command,options", [
     ("generate", ["--model", "--image", "--output", "--frames", "--steps", "--seed", "--height", "--width", "--fps",
-                  "--motion-bucket", "--noise-aug", "--min-guidance", "--max-guidance", "--decode-chunk", "--gif"]),
+                  "--motion-bucket", "--noise-aug", "--min-guidance", "--max-guidance", "--decode-chunk", "--gif",
+                  "--bf16", "--compile"]),
     ("flops", ["--model", "--frames", "--height", "--width", "--fold-cross-attention", "--json"]),
 ])
 def test_every_option_is_explained(capsys, command, options):

@@ -31,9 +31,9 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         # x: (B, n, dim). context: None (self-attention) or (b, m, d_ctx) with B = b·groups, where the
         # `groups` query rows of clip i (frames or pixels, batch-major) share context row i.
-        if context is None:
-            q, k, v = self.to_q(x), self.to_k(x), self.to_v(x)
-            return self.to_out(self._sdpa(q, k, v))
+        if context is None:  # one (dim -> 3·dim) matmul instead of three: same sums, better GEMM efficiency
+            qkv = F.linear(x, torch.cat([self.to_q.weight, self.to_k.weight, self.to_v.weight]))
+            return self.to_out(self._sdpa(*qkv.chunk(3, dim=-1)))
         groups = x.shape[0] // context.shape[0]
         if self.fold_single_token and context.shape[1] == 1:
             out = self.to_out(self.to_v(context))  # (b, 1, dim)
@@ -57,7 +57,10 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         value, gate = self.proj_in(x).chunk(2, dim=-1)
-        return self.proj_out(value * F.gelu(gate))
+        hidden = F.gelu(gate)
+        # In inference, multiply in place: saves allocating and touching one (n, 4·dim) tensor.
+        hidden = hidden * value if torch.is_grad_enabled() else hidden.mul_(value)
+        return self.proj_out(hidden)
 
 
 class SpatialTransformerBlock(nn.Module):

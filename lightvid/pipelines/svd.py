@@ -43,8 +43,13 @@ class SVDPipeline:
         self.latent_scale = 2 ** (len(vae.config.block_out_channels) - 1)
 
     @classmethod
-    def from_pretrained(cls, folder, dtype: torch.dtype = torch.float32) -> "SVDPipeline":
-        """Load every component from a local folder (never the network)."""
+    def from_pretrained(cls, folder, unet_dtype: torch.dtype = torch.float32, compile: bool = False) -> "SVDPipeline":
+        """Load every component from a local folder (never the network).
+
+        `unet_dtype=torch.bfloat16` runs the UNet (the bulk of the work) in bf16; the sampler state, the VAE and
+        the image encoder stay float32. `compile` wraps the UNet in `torch.compile` (slow first call).
+        Both fast paths have their error against the float32 eager path bounded in tests.
+        """
         folder = Path(folder)
         missing = [name for name in REQUIRED if not (folder / name).exists()]
         if missing:
@@ -56,15 +61,18 @@ class SVDPipeline:
 
         transformers_logging.disable_progress_bar()
         try:
-            vae = AutoencoderKLTemporalDecoder.from_pretrained(folder / "vae", use_safetensors=True, torch_dtype=dtype)
+            vae = AutoencoderKLTemporalDecoder.from_pretrained(folder / "vae", use_safetensors=True,
+                                                               torch_dtype=torch.float32)
             encoder = CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder", use_safetensors=True,
-                                                                    torch_dtype=dtype)
+                                                                    torch_dtype=torch.float32)
         except (OSError, ValueError) as e:
             raise LightvidError(f"{folder}: cannot load the VAE / image encoder ({str(e).splitlines()[0]})") from None
         extractor = json.loads((folder / "feature_extractor" / "preprocessor_config.json").read_text())
         frames = json.loads((folder / "unet" / "config.json").read_text()).get("num_frames", 14)
-        unet = SpaceTimeUNet.from_pretrained(folder / "unet", dtype=dtype)
-        return cls(unet.set_fold_cross_attention(True), vae.eval(), encoder.eval(),
+        unet = SpaceTimeUNet.from_pretrained(folder / "unet", dtype=unet_dtype).set_fold_cross_attention(True)
+        if compile:
+            unet = torch.compile(unet)
+        return cls(unet, vae.eval(), encoder.eval(),
                    extractor["image_mean"], extractor["image_std"], default_frames=frames)
 
     # -- conditioning -------------------------------------------------------------------------------
@@ -73,11 +81,10 @@ class SVDPipeline:
         """(1, 3, H, W) in [-1, 1] -> CLIP image embedding as one context token (1, 1, d)."""
         pixels = (antialiased_resize(image, (224, 224)) + 1) / 2
         pixels = (pixels - self.clip_mean) / self.clip_std
-        dtype = next(self.image_encoder.parameters()).dtype
-        return self.image_encoder(pixels.to(dtype)).image_embeds.unsqueeze(1)
+        return self.image_encoder(pixels).image_embeds.unsqueeze(1)
 
     def encode_latents(self, image: torch.Tensor) -> torch.Tensor:
-        return self.vae.encode(image.to(self.vae.dtype)).latent_dist.mode()
+        return self.vae.encode(image).latent_dist.mode()
 
     def decode(self, latents: torch.Tensor, chunk: int | None) -> torch.Tensor:
         """(f, c, h, w) latents -> (f, 3, H, W) frames in [-1, 1], `chunk` frames per decoder call."""
@@ -93,14 +100,15 @@ class SVDPipeline:
         image = self._check_spec(spec)[None]  # (1, 3, H, W)
         f = spec.num_frames
         dtype = next(self.unet.parameters()).dtype
-        context = self.encode_image_token(image).to(dtype)
+        context = self.encode_image_token(image)
         # Noise augmentation of the conditioning image, then its latent: the draw order matches diffusers'.
         noisy_image = image + settings.noise_aug_strength * torch.randn(image.shape, generator=generator)
-        image_latents = self.encode_latents(noisy_image).to(dtype)[:, None].expand(-1, f, -1, -1, -1)
-        time_ids = torch.tensor([[spec.fps - 1, settings.motion_bucket_id, settings.noise_aug_strength]], dtype=dtype)
+        image_latents = self.encode_latents(noisy_image)[:, None].expand(-1, f, -1, -1, -1)
+        time_ids = torch.tensor([[spec.fps - 1, settings.motion_bucket_id, settings.noise_aug_strength]])
 
-        def net(x_in, c_noise, image_latents, context, time_ids):
-            return self.unet(torch.cat([x_in, image_latents], dim=2), c_noise, context, time_ids)
+        def net(x_in, c_noise, image_latents, context, time_ids):  # the UNet in its dtype, the sampler in fp32
+            sample = torch.cat([x_in, image_latents], dim=2).to(dtype)
+            return self.unet(sample, c_noise, context.to(dtype), time_ids).float()
 
         model = cfg_model(svd_denoiser(net),
                           cond=dict(image_latents=image_latents, context=context, time_ids=time_ids),
@@ -111,9 +119,9 @@ class SVDPipeline:
         latent_hw = (image.shape[-2] // self.latent_scale, image.shape[-1] // self.latent_scale)
         shape = (1, f, image_latents.shape[2], *latent_hw)
         # diffusers scales SVD's first noise by sqrt(σ_max² + 1) ("leading" spacing); keep it for parity.
-        x = torch.randn(shape, generator=generator).to(dtype) * (sigmas[0] ** 2 + 1) ** 0.5
-        latents = get_sampler(settings.sampler)(model, x, sigmas.to(dtype), disable=progress is False)
-        return self.decode(latents[0].to(self.vae.dtype), settings.decode_chunk_size).float().clamp(-1, 1)
+        x = torch.randn(shape, generator=generator) * (sigmas[0] ** 2 + 1) ** 0.5
+        latents = get_sampler(settings.sampler)(model, x, sigmas, disable=progress is False)
+        return self.decode(latents[0], settings.decode_chunk_size).clamp(-1, 1)
 
     def _check_spec(self, spec: FrameSpec) -> torch.Tensor:
         if sorted(spec.given) != [0] or spec.masks:
