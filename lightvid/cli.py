@@ -88,6 +88,27 @@ def flops(
                    f"{report.tflops:.2f} TFLOPs per UNet evaluation, {report.params:,} parameters")
 
 
+@app.command()
+def train(
+    config: Path = typer.Option(..., "--config", help="A training YAML file (see configs/)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after this many more steps "
+                                            "(the run resumes later from its last checkpoint)."),
+):
+    """Train a native model (or resume it from output_dir's last checkpoint).
+
+    Runs as is on one CPU process; for several processes or GPUs use
+    `accelerate launch [--num_processes N] [--cpu] -m lightvid.train --config FILE`.
+    """
+    import yaml
+
+    from lightvid.train import load_config
+    from lightvid.train import train as run_training
+
+    parsed = load_config(config)
+    out = run_training(parsed, yaml.safe_load(config.read_text()), max_steps=max_steps)
+    typer.echo(f"checkpoints in {out / 'checkpoints'}, model in {out / 'model'}")
+
+
 def _check_positive(**values):
     for name, value in values.items():
         if value < 1:

@@ -66,6 +66,7 @@ def sample_euler(
     extra_args: dict | None = None,
     callback: Callable[[dict], None] | None = None,
     disable: bool | None = None,
+    generator: torch.Generator | None = None,  # deterministic sampler: accepted so every sampler is called alike
 ) -> torch.Tensor:
     """Euler's method on the probability-flow ODE (Karras et al. 2022, Alg. 2 with s_churn = 0 and no
     Heun correction). One model call per step; same update as diffusers' EulerDiscreteScheduler."""
@@ -165,6 +166,7 @@ def sample_dpmpp_2m(
     extra_args: dict | None = None,
     callback: Callable[[dict], None] | None = None,
     disable: bool | None = None,
+    generator: torch.Generator | None = None,  # deterministic sampler: accepted so every sampler is called alike
 ) -> torch.Tensor:
     """DPM-Solver++(2M) (Lu et al. 2022, "DPM-Solver++", Alg. 2): multistep 2nd order in the data
     prediction, in log-SNR time lambda = -ln(sigma). One model call per step; the first step is 1st

@@ -119,7 +119,7 @@ class SpaceTimeTransformer(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor | None, num_frames: int) -> torch.Tensor:
         # x: (b·f, c, h, w); context: (b, n, d_ctx) or None
         bf, c, height, width = x.shape
-        tokens = self.proj_in(self.norm(x).permute(0, 2, 3, 1).reshape(bf, height * width, c))  # free if channels-last
+        tokens = self.proj_in(self.norm(x).permute(0, 2, 3, 1).reshape(bf, height * width, c))
         if self.temporal_blocks is not None:
             frame_pos = self.time_pos_embed(sinusoidal_embedding(
                 torch.arange(num_frames, device=x.device), tokens.shape[-1]).to(tokens.dtype))  # (f, c)
@@ -132,5 +132,5 @@ class SpaceTimeTransformer(nn.Module):
             seq = self.temporal_blocks[i](seq, context)  # (b·h·w, f, c)
             temporal = rearrange(seq, "(b n) f c -> (b f) n c", n=height * width)
             tokens = torch.lerp(temporal, tokens, alpha)
-        out = self.proj_out(tokens).reshape(bf, height, width, c).permute(0, 3, 1, 2)  # channels-last view
+        out = self.proj_out(tokens).reshape(bf, height, width, c).permute(0, 3, 1, 2)
         return out + x

@@ -106,7 +106,7 @@ def load_unet(path, dtype: torch.dtype | None = None, device="cpu"):
         dtype = torch.float32 if dtype == torch.float16 else dtype
     state = {k: v.to(device=device, dtype=dtype) for k, v in state.items()}
     model.load_state_dict(state, assign=True)
-    return model.use_channels_last_weights().eval()
+    return model.eval()
 
 
 def save_unet(model, path) -> None:

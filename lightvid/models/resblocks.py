@@ -1,8 +1,7 @@
 """Residual blocks: a 2D (per-frame) ResBlock, a temporal ResBlock, and their learned mix.
 
-Activations travel as (b·f, c, h, w) in channels-last memory (bytes ordered b, f, h, w, c): frames folded
-into the batch so every spatial op is a plain 2D op. The temporal block views the same bytes as a
-channels-last (b, c, f, h·w) image — no copy — and convolves over f only.
+Activations travel as (b·f, c, h, w): frames folded into the batch so every spatial op is a plain 2D op.
+The temporal block rearranges them into a (b, c, f, h·w) image and convolves over f only.
 """
 import torch
 from torch import nn
@@ -32,7 +31,7 @@ class ResBlock2D(nn.Module):
 
 
 def as_time_image(x: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """(b·f, c, h, w) channels-last -> (b, c, f, h·w) channels-last: the same memory, viewed."""
+    """(b·f, c, h, w) -> (b, c, f, h·w)."""
     bf, c, h, w = x.shape
     return x.permute(0, 2, 3, 1).reshape(bf // num_frames, num_frames, h * w, c).permute(0, 3, 1, 2)
 

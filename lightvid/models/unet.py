@@ -136,14 +136,12 @@ class SpaceTimeUNet(nn.Module):
             self.up.append(UpLevel(cfg, i, cfg.channels[min(i + 1, cfg.num_levels - 1)]))
         self.norm_out = nn.GroupNorm(cfg.norm_groups, ch0, eps=1e-5)
         self.conv_out = nn.Conv2d(ch0, cfg.out_channels, 3, padding=1)
-        self.use_channels_last_weights()
 
     def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor | None = None,
                 added_time_ids: torch.Tensor | None = None) -> torch.Tensor:
         b, f = sample.shape[:2]
         emb = self.embed(timestep, added_time_ids, b, sample)  # (b, emb_dim)
-        # Channels-last throughout: convolutions run natively in it and token views need no copies.
-        x = self.conv_in(rearrange(sample, "b f c h w -> (b f) c h w").contiguous(memory_format=torch.channels_last))
+        x = self.conv_in(rearrange(sample, "b f c h w -> (b f) c h w"))
         skips = [(x, f)]
         for level in self.down:
             x, f = level(x, emb, encoder_hidden_states, f, skips)
@@ -171,18 +169,6 @@ class SpaceTimeUNet(nn.Module):
         for m in self.modules():
             if isinstance(m, Attention):
                 m.fold_single_token = enabled
-        return self
-
-    def use_channels_last_weights(self) -> "SpaceTimeUNet":
-        """Store convolution weights channels-last, the layout oneDNN computes in with channels-last activations.
-
-        Otherwise every call reorders every weight (measured: ~10% of a full-size SVD step). Loading with
-        `load_state_dict` copies into these tensors and keeps the layout; `assign=True` loads must call this again.
-        """
-        for m in self.modules():
-            if isinstance(m, (nn.Conv2d, nn.Conv3d)) and m.weight.device.type != "meta":
-                layout = torch.channels_last if m.weight.ndim == 4 else torch.channels_last_3d
-                m.weight.data = m.weight.data.contiguous(memory_format=layout)
         return self
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> "SpaceTimeUNet":

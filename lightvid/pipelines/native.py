@@ -1,0 +1,83 @@
+"""Every task with one native lightvid model: the FrameSpec's given frames become conditioning channels.
+
+A native model folder holds the UNet (config.json + model.safetensors) and `pipeline.json`: the frame format
+it was trained on and its sampling defaults. Pixel-space models (Moving MNIST, small photo models) need no VAE.
+"""
+import json
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+
+from lightvid.diffusion import Denoiser, cfg_model, get_sampler, karras_sigmas
+from lightvid.errors import LightvidError
+from lightvid.io import atomic_write
+from lightvid.models import SpaceTimeUNet
+from lightvid.models.native import NativeNet
+from lightvid.tasks import FrameSpec
+
+PIPELINE_FILE = "pipeline.json"
+
+
+@dataclass
+class NativeSettings:
+    """What a native model was trained on, and how to sample it by default."""
+    data_channels: int = 3
+    patch: int = 1  # p×p pixels folded into channels before the UNet (see models/native.py)
+    num_frames: int = 16
+    height: int = 64
+    width: int = 64
+    fps: float = 8.0
+    sigma_data: float = 0.5
+    sigma_min: float = 0.002
+    sigma_max: float = 80.0
+    steps: int = 25
+    sampler: str = "heun"
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "NativeSettings":
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
+
+
+class NativePipeline:
+    def __init__(self, unet: SpaceTimeUNet, settings: NativeSettings):
+        if unet.config.conditioning != "native":
+            raise LightvidError("this model is not a native lightvid model (conditioning != 'native')")
+        self.unet, self.settings = unet, settings
+        self.denoiser = Denoiser(NativeNet(unet, settings.patch), prediction="edm", sigma_data=settings.sigma_data)
+
+    @classmethod
+    def from_pretrained(cls, folder, dtype: torch.dtype = torch.float32) -> "NativePipeline":
+        folder = Path(folder)
+        if not (folder / PIPELINE_FILE).exists():
+            raise LightvidError(f"{folder}: not a native lightvid model folder (no {PIPELINE_FILE})")
+        settings = NativeSettings.from_dict(json.loads((folder / PIPELINE_FILE).read_text()))
+        return cls(SpaceTimeUNet.from_pretrained(folder, dtype=dtype), settings)
+
+    def save_pretrained(self, folder, extra: dict | None = None) -> None:
+        """UNet files + pipeline.json (plus `extra` facts such as training steps, kept for the model card)."""
+        self.unet.save_pretrained(folder)
+        with atomic_write(Path(folder) / PIPELINE_FILE) as tmp:
+            Path(tmp).write_text(json.dumps({**asdict(self.settings), **(extra or {})}, indent=2))
+
+    @torch.no_grad()
+    def __call__(self, spec: FrameSpec, steps: int | None = None, sampler: str | None = None,
+                 guidance: float = 1.0, generator: torch.Generator | None = None,
+                 progress: bool | None = None) -> torch.Tensor:
+        """Generate the frames `spec` does not give: returns (output_frames, 3, H, W) in [-1, 1]."""
+        s = self.settings
+        given, mask = spec.conditioning()  # (F, 3, H, W), (F, 1, H, W)
+        if given.shape[-2] % s.patch or given.shape[-1] % s.patch:
+            raise LightvidError(f"this model needs height and width divisible by {s.patch}, "
+                                f"got {given.shape[-2]}x{given.shape[-1]}")
+        if s.data_channels == 1:  # grayscale models (Moving MNIST) see luminance; output is repeated to RGB
+            given = given.mean(dim=1, keepdim=True)
+        cond = {"given": given[None], "mask": mask[None]}
+        model = cfg_model(self.denoiser, cond=cond, uncond={k: torch.zeros_like(v) for k, v in cond.items()},
+                          scale=guidance)
+        sigmas = karras_sigmas(steps or s.steps, s.sigma_min, s.sigma_max)
+        x = torch.randn((1, *given.shape), generator=generator) * sigmas[0]
+        out = get_sampler(sampler or s.sampler)(model, x, sigmas, generator=generator, disable=progress is False)
+        frames = out[0].clamp(-1, 1).expand(-1, 3, -1, -1)
+        return spec.compose(frames)

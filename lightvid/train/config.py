@@ -1,0 +1,101 @@
+"""Training configuration: a small YAML file (see configs/) mapped onto dataclasses, every key checked."""
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from lightvid.errors import LightvidError
+from lightvid.models import UNetConfig
+from lightvid.models.native import native_channels
+
+from .masking import TASKS
+
+
+@dataclass
+class DiffusionConfig:
+    """EDM training (Karras et al. 2022): σ ~ LogNormal(p_mean, p_std), F-prediction, λ(σ) weighting."""
+    sigma_data: float = 0.5
+    p_mean: float = -1.2
+    p_std: float = 1.2
+    sigma_min: float = 0.002  # sampling schedule defaults stored with the model
+    sigma_max: float = 80.0
+    sample_steps: int = 25
+    sampler: str = "heun"
+
+
+@dataclass
+class OptimConfig:
+    batch_size: int = 8
+    steps: int = 10000
+    lr: float = 2e-4
+    warmup_steps: int = 200
+    weight_decay: float = 0.0
+    grad_clip: float = 1.0
+    ema_decay: float = 0.999
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+    checkpoint_every: int = 500
+    log_every: int = 20
+    num_workers: int = 1
+
+
+@dataclass
+class TrainConfig:
+    output_dir: str
+    model: UNetConfig
+    data: dict  # build_dataset(name=..., **kwargs)
+    data_channels: int = 3
+    patch: int = 1  # p×p pixel patches folded into channels (space-to-depth) before the UNet
+    seed: int = 0
+    fps: float = 8.0
+    tasks: dict = field(default_factory=lambda: {"image_to_video": 0.3, "interpolate": 0.2, "extend": 0.2,
+                                                 "random": 0.2, "unconditional": 0.1})
+    diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
+    train: OptimConfig = field(default_factory=OptimConfig)
+
+
+def _build(cls, values: dict, where: str):
+    if not isinstance(values, dict):
+        raise LightvidError(f"config: '{where}' must be a mapping")
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise LightvidError(f"config: unknown key(s) {unknown} in '{where}'; accepted: {sorted(known)}")
+    try:
+        return cls(**values)
+    except TypeError as e:
+        raise LightvidError(f"config: '{where}': {e}") from None
+
+
+def config_from_dict(raw: dict) -> TrainConfig:
+    raw = dict(raw)
+    sections = {"model": lambda v: UNetConfig.from_dict(v) if isinstance(v, dict) else _build(UNetConfig, v, "model"),
+                "diffusion": lambda v: _build(DiffusionConfig, v, "diffusion"),
+                "train": lambda v: _build(OptimConfig, v, "train")}
+    for key, make in sections.items():
+        if key in raw:
+            raw[key] = make(raw[key])
+    config = _build(TrainConfig, raw, "top level")
+    channels = native_channels(config.data_channels, config.patch)
+    if config.model.conditioning != "native" or (config.model.in_channels, config.model.out_channels) != channels:
+        raise LightvidError("config: lightvid trains native models: model.conditioning must be 'native', "
+                            f"model.in_channels = (2 * data_channels + 1) * patch² = {channels[0]} and "
+                            f"model.out_channels = data_channels * patch² = {channels[1]}")
+    unknown_tasks = sorted(set(config.tasks) - set(TASKS))
+    if unknown_tasks:
+        raise LightvidError(f"config: unknown task(s) {unknown_tasks}; accepted: {', '.join(TASKS)}")
+    if "name" not in config.data:
+        raise LightvidError("config: 'data' needs a 'name' (a dataset: moving_mnist, camera_motion, ...)")
+    return config
+
+
+def load_config(path) -> TrainConfig:
+    try:
+        raw = yaml.safe_load(Path(path).read_text())
+    except OSError as e:
+        raise LightvidError(f"{path}: cannot read config ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise LightvidError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise LightvidError(f"{path}: a training config is a YAML mapping")
+    return config_from_dict(raw)

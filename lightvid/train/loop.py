@@ -1,0 +1,161 @@
+"""The training loop: masked-frame EDM training of a native SpaceTimeUNet under accelerate.
+
+Runs unchanged on one CPU process, `accelerate launch --num_processes N --cpu`, or multi-GPU / multi-node.
+Exact resume: the data order and every random draw are functions of (seed, step, rank), and a checkpoint holds
+weights, EMA and optimizer moments, so a run killed and resumed ends with the same weights as one that was not.
+"""
+import json
+import math
+import time
+from pathlib import Path
+
+import torch
+from accelerate import Accelerator
+from safetensors.torch import load_file
+from torch.utils.data import DataLoader, Dataset
+from tqdm import tqdm
+
+from lightvid.data import build_dataset
+from lightvid.diffusion import Denoiser
+from lightvid.errors import LightvidError
+from lightvid.models import SpaceTimeUNet
+from lightvid.models.native import NativeNet
+from lightvid.pipelines.native import NativePipeline, NativeSettings
+
+from .config import TrainConfig
+from .masking import sample_given_frames
+from .objective import denoising_loss
+from .plots import plot_loss_curve
+from .state import latest_checkpoint, load_optimizer, read_step, save_checkpoint
+
+
+def _seed(*parts: int) -> int:
+    """A 63-bit seed from integers (stable across runs and machines)."""
+    value = 0x9E3779B97F4A7C15
+    for p in parts:
+        value = (value * 6364136223846793005 + int(p) + 1442695040888963407) % (1 << 63)
+    return value
+
+
+class StepBatches(Dataset):
+    """Item `step` = this rank's batch of clips for that step: (b, f, c, h, w) frames.
+
+    The clip indices come from a fresh permutation of the dataset per epoch, seeded by (seed, epoch), so the
+    batch at any step is known without replaying earlier steps.
+    """
+
+    def __init__(self, dataset, batch_size: int, seed: int, rank: int, world: int):
+        self.dataset, self.batch_size, self.seed, self.rank, self.world = dataset, batch_size, seed, rank, world
+        self._perm_epoch, self._perm = -1, None
+
+    def __len__(self) -> int:
+        return 1 << 62
+
+    def _index(self, position: int) -> int:
+        n = len(self.dataset)
+        epoch, offset = divmod(position, n)
+        if epoch != self._perm_epoch:
+            self._perm = torch.randperm(n, generator=torch.Generator().manual_seed(_seed(self.seed, epoch)))
+            self._perm_epoch = epoch
+        return int(self._perm[offset])
+
+    def __getitem__(self, step: int) -> torch.Tensor:
+        start = (step * self.world + self.rank) * self.batch_size
+        return torch.stack([self.dataset[self._index(start + i)][0] for i in range(self.batch_size)])
+
+
+def learning_rate(step: int, cfg) -> float:
+    """Linear warm-up, then cosine decay to 10% of the peak."""
+    if step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    progress = (step - cfg.warmup_steps) / max(cfg.steps - cfg.warmup_steps, 1)
+    return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int, folder: Path) -> None:
+    """Write the EMA weights as a ready-to-use native model folder (what CLI commands load)."""
+    with torch.device("meta"):
+        shipped = SpaceTimeUNet(unet.config)
+    shipped.load_state_dict({k: v.clone() for k, v in ema.items()}, assign=True)
+    data = config.data
+    settings = NativeSettings(data_channels=config.data_channels, patch=config.patch,
+                              num_frames=data.get("num_frames", 16),
+                              height=data.get("size", 64), width=data.get("size", 64), fps=config.fps,
+                              sigma_data=config.diffusion.sigma_data, sigma_min=config.diffusion.sigma_min,
+                              sigma_max=config.diffusion.sigma_max, steps=config.diffusion.sample_steps,
+                              sampler=config.diffusion.sampler)
+    NativePipeline(shipped, settings).save_pretrained(folder, extra={"trained_steps": step, "dataset": data["name"]})
+
+
+def train(config: TrainConfig, raw_config: dict, max_steps: int | None = None, progress: bool = True) -> Path:
+    """Train (or resume) until `config.train.steps`, or stop after `max_steps` more steps. Returns output_dir."""
+    opt = config.train
+    accelerator = Accelerator(mixed_precision="bf16" if opt.bf16 else "no")
+    out = Path(config.output_dir)
+    torch.manual_seed(config.seed)
+    unet = SpaceTimeUNet(config.model)
+    unet.set_gradient_checkpointing(opt.gradient_checkpointing)
+    optimizer = torch.optim.AdamW(unet.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
+    ema = {k: v.detach().clone().float() for k, v in unet.state_dict().items()}
+
+    start = 0
+    checkpoint = latest_checkpoint(out)
+    if checkpoint is not None:
+        unet.load_state_dict(SpaceTimeUNet.from_pretrained(checkpoint / "unet").state_dict())
+        ema = load_file(checkpoint / "ema.safetensors")
+        load_optimizer(optimizer, checkpoint)
+        start = read_step(checkpoint)
+        if accelerator.is_main_process:
+            print(f"resuming from {checkpoint} (step {start})")
+    model, optimizer = accelerator.prepare(NativeNet(unet, config.patch), optimizer)
+    denoiser = Denoiser(model, prediction="edm", sigma_data=config.diffusion.sigma_data)
+
+    dataset = build_dataset(config.data["name"], **{k: v for k, v in config.data.items() if k != "name"})
+    if not hasattr(dataset, "__getitem__"):
+        raise LightvidError("training needs a map-style dataset (moving_mnist, camera_motion, video_folder)")
+    batches = StepBatches(dataset, opt.batch_size, config.seed, accelerator.process_index, accelerator.num_processes)
+    end = opt.steps if max_steps is None else min(opt.steps, start + max_steps)
+    loader = DataLoader(batches, batch_size=None, sampler=range(start, end), num_workers=opt.num_workers,
+                        persistent_workers=False)
+
+    log_path = out / "log.jsonl"
+    if accelerator.is_main_process and log_path.exists():  # drop records past the checkpoint we resume from
+        kept = [line for line in log_path.read_text().splitlines() if json.loads(line)["step"] <= start]
+        log_path.write_text("".join(line + "\n" for line in kept))
+    bar = tqdm(total=opt.steps, initial=start, disable=not (progress and accelerator.is_main_process),
+               desc="training", unit="step", dynamic_ncols=True)
+    tic, step = time.perf_counter(), start
+    for step, clips in enumerate(loader, start=start):
+        clips = clips.to(accelerator.device)
+        g = torch.Generator().manual_seed(_seed(config.seed, step, accelerator.process_index, 1))
+        given = sample_given_frames(clips.shape[0], clips.shape[1], config.tasks, g)
+        for group in optimizer.param_groups:
+            group["lr"] = learning_rate(step, opt)
+        with accelerator.autocast():
+            loss = denoising_loss(denoiser, clips, given, g, config.diffusion.p_mean, config.diffusion.p_std)
+        optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        grad_norm = accelerator.clip_grad_norm_(model.parameters(), opt.grad_clip)
+        optimizer.step()
+        with torch.no_grad():  # EMA in float32, identical on every rank (DDP keeps weights in sync)
+            for name, p in accelerator.unwrap_model(model).unet.state_dict().items():
+                ema[name].lerp_(p.float(), 1 - opt.ema_decay)
+        done = step + 1
+        bar.update(1)
+        if accelerator.is_main_process and (done % opt.log_every == 0 or done == end):
+            record = {"step": done, "loss": loss.item(), "lr": learning_rate(step, opt),
+                      "grad_norm": float(grad_norm), "steps_per_s": (done - start) / (time.perf_counter() - tic)}
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            with log_path.open("a") as f:
+                f.write(json.dumps(record) + "\n")
+        if done % opt.checkpoint_every == 0 or done == end:
+            accelerator.wait_for_everyone()
+            if accelerator.is_main_process:
+                core = accelerator.unwrap_model(model).unet
+                save_checkpoint(out, done, core, ema, optimizer, raw_config)
+                export_model(core, ema, config, done, out / "model")
+                plot_loss_curve(log_path, out / "loss.png")
+    bar.close()
+    accelerator.wait_for_everyone()
+    return out

@@ -1,0 +1,110 @@
+"""Training: config checking, task masks, the loss, exact resume after a kill, and a 2-process accelerate run."""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from lightvid.cli import main
+from lightvid.errors import LightvidError
+from lightvid.train import config_from_dict, train
+from lightvid.train.masking import TASKS, sample_given_frames
+
+TINY = Path(__file__).parent.parent / "configs" / "tiny.yaml"
+
+
+def tiny_config(tmp_path, **train_overrides) -> dict:
+    raw = yaml.safe_load(TINY.read_text())
+    raw["output_dir"] = str(tmp_path)
+    raw["train"].update(train_overrides)
+    return raw
+
+
+def final_weights(run_dir: Path) -> dict:
+    last = sorted((run_dir / "checkpoints").glob("step_*"))[-1]
+    return {**load_file(last / "unet" / "model.safetensors"), **{f"ema.{k}": v for k, v in
+                                                                 load_file(last / "ema.safetensors").items()}}
+
+
+@pytest.mark.parametrize("task", TASKS)
+def test_each_task_mask_leaves_frames_to_generate(task):
+    g = torch.Generator().manual_seed(0)
+    given = sample_given_frames(64, 5, {task: 1.0}, g)
+    assert given.shape == (64, 5) and (~given).any(dim=1).all()
+    if task == "interpolate":
+        assert given[:, 0].all() and given[:, -1].all() and not given[:, 1:-1].any()
+    if task == "unconditional":
+        assert not given.any()
+    if task == "image_to_video":
+        assert (given.sum(dim=1) == 1).all()
+
+
+def test_config_errors_are_one_line(tmp_path):
+    raw = tiny_config(tmp_path)
+    with pytest.raises(LightvidError, match="unknown key"):
+        config_from_dict({**raw, "learning_rate": 1})
+    with pytest.raises(LightvidError, match="unknown key"):
+        config_from_dict({**raw, "train": {**raw["train"], "stepz": 3}})
+    with pytest.raises(LightvidError, match="in_channels"):
+        config_from_dict({**raw, "model": {**raw["model"], "in_channels": 4}})
+    with pytest.raises(LightvidError, match="unknown task"):
+        config_from_dict({**raw, "tasks": {"dance": 1.0}})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({**raw, "optimizer": "adam"}))
+    assert main(["train", "--config", str(bad)]) == 2
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    train(config_from_dict(tiny_config(straight)), {}, progress=False)
+    train(config_from_dict(tiny_config(stopped)), {}, max_steps=3, progress=False)  # stops at checkpoint 3
+    assert [p.name for p in (stopped / "checkpoints").iterdir()] == ["step_00000003"]
+    train(config_from_dict(tiny_config(stopped)), {}, progress=False)  # resumes 3 -> 6
+    a, b = final_weights(straight), final_weights(stopped)
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert [p.name for p in (stopped / "model").iterdir()]  # exported EMA model
+    assert (stopped / "loss.png").stat().st_size > 0
+    steps = [int(line.split('"step": ')[1].split(",")[0]) for line in (stopped / "log.jsonl").read_text().splitlines()]
+    assert steps == list(range(1, 7))  # log continues without duplicates
+
+
+def test_killed_run_resumes_to_the_same_weights(tmp_path):
+    """SIGKILL mid-run (after the first checkpoint), resume, compare with an uninterrupted run."""
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path / "killed", steps=6, checkpoint_every=2)))
+    proc = subprocess.Popen([sys.executable, "-m", "lightvid.train", "--config", str(config)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    first = tmp_path / "killed" / "checkpoints" / "step_00000002"
+    deadline = time.time() + 120
+    while not first.exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    leftovers = [p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()]
+    assert all(name.startswith("step_") for name in leftovers), leftovers  # no half-written checkpoint
+    assert main(["train", "--config", str(config)]) == 0
+    train(config_from_dict(tiny_config(tmp_path / "straight", steps=6, checkpoint_every=2)), {}, progress=False)
+    a, b = final_weights(tmp_path / "straight"), final_weights(tmp_path / "killed")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.skipif(shutil.which("accelerate") is None and not Path(sys.executable).with_name("accelerate").exists(),
+                    reason="accelerate CLI not installed")
+def test_two_process_accelerate_run(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text(yaml.safe_dump(tiny_config(tmp_path / "ddp", steps=2, checkpoint_every=2)))
+    launcher = Path(sys.executable).with_name("accelerate")
+    result = subprocess.run([str(launcher), "launch", "--num_processes", "2", "--num_machines", "1", "--cpu",
+                             "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "lightvid.train",
+                             "--config", str(config)], capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (tmp_path / "ddp" / "model" / "pipeline.json").exists()
+    assert final_weights(tmp_path / "ddp")
