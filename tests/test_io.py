@@ -191,8 +191,8 @@ def test_folder_of_images_as_input(tmp_path):
     start=st.integers(0, 5),
 )
 def test_selection_matches_nearest_timestamp_rule(n, src_fps, fps, start):
-    frames = (video_mod._SourceFrame(i / src_fps, 1 / src_fps, lambda i=i: i) for i in range(n))
-    out, _ = video_mod._select(frames, fps, start, None, "x")
+    frames = (video_mod.SourceFrame(i / src_fps, 1 / src_fps, lambda i=i: i) for i in range(n))
+    out, _ = video_mod.select_frames(frames, fps, start, None, "x")
     duration = n / src_fps
     expected_len = max(0, math.ceil(duration * fps - 1e-9) - start)
     assert len(out) == expected_len
@@ -366,11 +366,11 @@ def test_check_output_path_fails_fast_and_creates_nothing(tmp_path):
 
 def test_reading_too_many_frames_needs_max_frames():
     n = video_mod.MAX_READ_FRAMES + 1
-    frames = (video_mod._SourceFrame(i / 8, 1 / 8, lambda: 0) for i in range(n))
+    frames = (video_mod.SourceFrame(i / 8, 1 / 8, lambda: 0) for i in range(n))
     with pytest.raises(LightvidError, match="max_frames"):
-        video_mod._select(frames, None, 0, None, "long.mp4")
-    frames = (video_mod._SourceFrame(i / 8, 1 / 8, lambda: 0) for i in range(n))
-    assert len(video_mod._select(frames, None, 0, n, "long.mp4")[0]) == n
+        video_mod.select_frames(frames, None, 0, None, "long.mp4")
+    frames = (video_mod.SourceFrame(i / 8, 1 / 8, lambda: 0) for i in range(n))
+    assert len(video_mod.select_frames(frames, None, 0, n, "long.mp4")[0]) == n
 
 
 def test_read_refuses_bad_arguments(coded_mp4):

@@ -108,3 +108,14 @@ def test_two_process_accelerate_run(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert (tmp_path / "ddp" / "model" / "pipeline.json").exists()
     assert final_weights(tmp_path / "ddp")
+
+
+CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    from lightvid.train import load_config
+
+    config = load_config(path)
+    assert config.train.steps > 0

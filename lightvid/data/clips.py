@@ -1,7 +1,7 @@
 """Decoding videos from files or bytes, and drawing random clips from them.
 
 Shared by `VideoFolder` (files) and `WebDatasetShards` (bytes from tar members). Decoding reuses
-lightvid.io's time selection (`_select`: nearest source frame per output timestamp, see
+lightvid.io's time selection (`select_frames`: nearest source frame per output timestamp, see
 lightvid/io/video.py) and colour conversion, so a clip read here matches `read_video` frame for frame.
 """
 
@@ -16,9 +16,10 @@ import av
 import numpy as np
 import torch
 
+from lightvid.data.common import check_int, check_size
 from lightvid.errors import LightvidError
 from lightvid.io.image import check_image_size, resize_and_crop, uint8_to_tensor
-from lightvid.io.video import FOLDER_FPS, _frame_to_rgb, _select, _SourceFrame
+from lightvid.io.video import FOLDER_FPS, SourceFrame, check_fps, frame_to_rgb, select_frames
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".gif", ".avi")
 VideoSource = str | os.PathLike | bytes  # a file, or a whole encoded file in memory
@@ -47,7 +48,7 @@ def probe_frame_times(source: VideoSource, name: str) -> np.ndarray:
 
 
 def output_frame_count(frame_times: np.ndarray, fps: float | None) -> int:
-    """How many frames the output timeline surely has (`_select` may add one at the end)."""
+    """How many frames the output timeline surely has (`select_frames` may add one at the end)."""
     if fps is None:
         return len(frame_times)
     return int(frame_times[-1] * fps) + 1  # every k with k / fps <= the last frame's time
@@ -73,9 +74,9 @@ def decode_frames(source: VideoSource, name: str, fps: float | None, start: int,
                 t0 = t if t0 is None else t0
                 duration = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
                 check_image_size(frame.height, frame.width, name)
-                yield _SourceFrame(t - t0, duration, lambda f=frame: _frame_to_rgb(f))
+                yield SourceFrame(t - t0, duration, lambda f=frame: frame_to_rgb(f))
 
-        out, _ = _select(frames(), fps, start, count, name)
+        out, _ = select_frames(frames(), fps, start, count, name)
     if not out:
         raise LightvidError(f"{name}: no frames from output frame {start} on")
     if len({a.shape for a in out}) > 1:
@@ -100,6 +101,14 @@ class ClipSampler:
     frame_stride: int
     random_crop: bool
     flip: bool
+
+    @classmethod
+    def checked(cls, num_frames, size, fps, frame_stride, random_crop, flip) -> ClipSampler:
+        """A sampler from user-facing options, each validated (LightvidError naming the bad one)."""
+        return cls(num_frames=check_int("num_frames", num_frames, 1), size=check_size(size),
+                   fps=None if fps is None else check_fps(fps),
+                   frame_stride=check_int("frame_stride", frame_stride, 1), random_crop=bool(random_crop),
+                   flip=bool(flip))
 
     def __call__(self, source: VideoSource, name: str, rng: np.random.Generator) -> tuple[torch.Tensor, float]:
         try:

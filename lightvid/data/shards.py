@@ -15,9 +15,8 @@ import webdataset as wds
 from torch.utils.data import IterableDataset, get_worker_info
 
 from lightvid.data.clips import VIDEO_SUFFIXES, ClipSampler
-from lightvid.data.common import check_int, check_size
+from lightvid.data.common import check_int
 from lightvid.errors import LightvidError
-from lightvid.io.video import _check_fps
 
 VIDEO_KEYS = tuple(s.lstrip(".") for s in VIDEO_SUFFIXES)  # sample fields holding the video bytes
 
@@ -68,14 +67,7 @@ class WebDatasetShards(IterableDataset):
         flip: bool = True,
     ):
         self.shards = expand_shards(urls)
-        self.sampler = ClipSampler(
-            num_frames=check_int("num_frames", num_frames, 1),
-            size=check_size(size),
-            fps=None if fps is None else _check_fps(fps),
-            frame_stride=check_int("frame_stride", frame_stride, 1),
-            random_crop=bool(random_crop),
-            flip=bool(flip),
-        )
+        self.sampler = ClipSampler.checked(num_frames, size, fps, frame_stride, random_crop, flip)
         self.seed = check_int("seed", seed, 0)
         self.shuffle_shards = bool(shuffle_shards)
         self.epoch = 0

@@ -11,9 +11,8 @@ import torch
 from torch.utils.data import Dataset
 
 from lightvid.data.clips import VIDEO_SUFFIXES, ClipSampler
-from lightvid.data.common import check_index, check_int, check_size
+from lightvid.data.common import check_index, check_int
 from lightvid.errors import LightvidError
-from lightvid.io.video import _check_fps
 
 
 def find_videos(root: Path) -> list[Path]:
@@ -57,14 +56,7 @@ class VideoFolder(Dataset):
         self.videos = find_videos(self.root)
         if not self.videos:
             raise LightvidError(f"{self.root}: no videos found (looked for {' '.join(VIDEO_SUFFIXES)}, recursively)")
-        self.sampler = ClipSampler(
-            num_frames=check_int("num_frames", num_frames, 1),
-            size=check_size(size),
-            fps=None if fps is None else _check_fps(fps),
-            frame_stride=check_int("frame_stride", frame_stride, 1),
-            random_crop=bool(random_crop),
-            flip=bool(flip),
-        )
+        self.sampler = ClipSampler.checked(num_frames, size, fps, frame_stride, random_crop, flip)
         self.seed = check_int("seed", seed, 0)
         self.clips_per_video = check_int("clips_per_video", clips_per_video, 1)
         self.epoch = 0

@@ -50,7 +50,7 @@ WRITE_FORMATS = ".mp4/.mov (H.264), .webm (VP9), .gif, or a folder of PNG frames
 # ---------------------------------------------------------------------------------------------- reading
 
 
-class _SourceFrame:
+class SourceFrame:
     """A decoded frame with its time in seconds (from the first frame), decoded to RGB on demand."""
 
     def __init__(self, time: float, duration: float | None, load):
@@ -64,7 +64,7 @@ class _SourceFrame:
 
 def _check_read_args(fps, start, max_frames, size) -> None:
     if fps is not None:
-        _check_fps(fps)
+        check_fps(fps)
     if not isinstance(start, int) or start < 0:
         raise LightvidError(f"start must be a frame index >= 0, got {start!r}")
     if max_frames is not None and (not isinstance(max_frames, int) or max_frames < 1):
@@ -75,7 +75,7 @@ def _check_read_args(fps, start, max_frames, size) -> None:
             raise LightvidError(f"size must be (height, width) integers >= {MIN_IMAGE_SIDE}, got {size!r}")
 
 
-def _select(frames: Iterator[_SourceFrame], fps, start, max_frames, name):
+def select_frames(frames: Iterator[SourceFrame], fps, start, max_frames, name):
     """Pick output frames from a stream of source frames (see the module docstring).
 
     Returns the picked frames and (time, duration) of the source frames seen, for the source rate.
@@ -84,7 +84,7 @@ def _select(frames: Iterator[_SourceFrame], fps, start, max_frames, name):
     seen: list[tuple[float, float | None]] = []  # not the frames: they would pin decoded memory
     limit = max_frames if max_frames is not None else MAX_READ_FRAMES + 1
 
-    def emit(frame: _SourceFrame) -> bool:
+    def emit(frame: SourceFrame) -> bool:
         out.append(frame.array())
         if max_frames is None and len(out) > MAX_READ_FRAMES:
             raise LightvidError(
@@ -146,7 +146,7 @@ _FULL_CHROMA = {
 }
 
 
-def _frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
+def frame_to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """Decoded frame -> (H, W, 3) uint8 RGB."""
     full = _FULL_CHROMA.get(frame.format.name)
     if full is not None:
@@ -163,10 +163,10 @@ def _read_folder(path: Path, fps, start, max_frames, resize):
         raise LightvidError(f"{path}: folder has no frames (expected {', '.join(FRAME_SUFFIXES)} files)")
     step = 1.0 / FOLDER_FPS
     frames = (
-        _SourceFrame(i * step, step, lambda p=p: resize(np.asarray(load_image(p)), p))
+        SourceFrame(i * step, step, lambda p=p: resize(np.asarray(load_image(p)), p))
         for i, p in enumerate(files)
     )
-    out, _ = _select(frames, fps, start, max_frames, path)
+    out, _ = select_frames(frames, fps, start, max_frames, path)
     return out, FOLDER_FPS, len(files)
 
 
@@ -179,16 +179,16 @@ def _read_container(path: Path, fps, start, max_frames, resize):
         rate = stream.average_rate or stream.guessed_rate
         rate = float(rate) if rate else None
 
-        def frames() -> Iterator[_SourceFrame]:
+        def frames() -> Iterator[SourceFrame]:
             t0 = None
             for i, frame in enumerate(container.decode(stream)):
                 t = frame.time if frame.time is not None else i / (rate or FOLDER_FPS)
                 t0 = t if t0 is None else t0
                 dur = getattr(frame, "duration", None)
                 dur = float(dur * frame.time_base) if dur and frame.time_base else None
-                yield _SourceFrame(t - t0, dur, lambda f=frame: resize(_frame_to_rgb(f), path))
+                yield SourceFrame(t - t0, dur, lambda f=frame: resize(frame_to_rgb(f), path))
 
-        out, seen = _select(frames(), fps, start, max_frames, path)
+        out, seen = select_frames(frames(), fps, start, max_frames, path)
         return out, _source_fps(seen, rate), len(seen)
 
 
@@ -283,7 +283,7 @@ def _as_uint8_frames(frames) -> np.ndarray:
     return np.ascontiguousarray(arr)
 
 
-def _check_fps(fps) -> float:
+def check_fps(fps) -> float:
     if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps):
         raise LightvidError(f"fps must be a number in (0, {MAX_FPS:g}], got {fps!r}")
     if not 0 < fps <= MAX_FPS:
@@ -398,7 +398,7 @@ def write_video(
     gif_preview: also write `path.with_suffix('.gif')` (skipped when `path` is a .gif).
     """
     array = _as_uint8_frames(frames)
-    fps = _check_fps(fps)
+    fps = check_fps(fps)
     kind = _output_kind(path)
     path = check_output_path(path, overwrite)
     if kind == "folder":

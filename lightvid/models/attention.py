@@ -132,5 +132,5 @@ class SpaceTimeTransformer(nn.Module):
             seq = self.temporal_blocks[i](seq, context)  # (b·h·w, f, c)
             temporal = rearrange(seq, "(b n) f c -> (b f) n c", n=height * width)
             tokens = torch.lerp(temporal, tokens, alpha)
-        out = self.proj_out(tokens).reshape(bf, height, width, c).permute(0, 3, 1, 2)
+        out = rearrange(self.proj_out(tokens), "bf (h w) c -> bf c h w", h=height).contiguous()  # NCHW, see resblocks
         return out + x

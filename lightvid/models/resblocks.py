@@ -4,6 +4,7 @@ Activations travel as (b·f, c, h, w): frames folded into the batch so every spa
 The temporal block rearranges them into a (b, c, f, h·w) image and convolves over f only.
 """
 import torch
+from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
@@ -31,15 +32,14 @@ class ResBlock2D(nn.Module):
 
 
 def as_time_image(x: torch.Tensor, num_frames: int) -> torch.Tensor:
-    """(b·f, c, h, w) -> (b, c, f, h·w)."""
-    bf, c, h, w = x.shape
-    return x.permute(0, 2, 3, 1).reshape(bf // num_frames, num_frames, h * w, c).permute(0, 3, 1, 2)
+    """(b·f, c, h, w) -> (b, c, f, h·w), contiguous."""
+    return rearrange(x, "(b f) c h w -> b c f (h w)", f=num_frames).contiguous()
 
 
 def from_time_image(x: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """Inverse of `as_time_image`."""
-    b, c, f, _ = x.shape
-    return x.permute(0, 2, 3, 1).reshape(b * f, height, width, c).permute(0, 3, 1, 2)
+    """Inverse of `as_time_image`. Contiguous NCHW on purpose: a channels-last result would switch the next
+    convolutions to channels-last, which re-lays out their weights on every call."""
+    return rearrange(x, "b c f (h w) -> (b f) c h w", h=height, w=width).contiguous()
 
 
 class TemporalResBlock(nn.Module):
