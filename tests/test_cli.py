@@ -31,6 +31,7 @@ def photo(tmp_path):
                   "--motion-bucket", "--noise-aug", "--min-guidance", "--max-guidance", "--decode-chunk", "--gif",
                   "--bf16", "--compile"]),
     ("flops", ["--model", "--frames", "--height", "--width", "--fold-cross-attention", "--json"]),
+    ("train", ["--config", "--max-steps"]),
 ])
 def test_every_option_is_explained(capsys, command, options):
     code, out, _ = run(capsys, command, "--help")
@@ -43,7 +44,7 @@ def test_every_option_is_explained(capsys, command, options):
 
 def test_top_level_help_lists_commands(capsys):
     code, out, _ = run(capsys, "--help")
-    assert code == 0 and "generate" in out and "flops" in out
+    assert code == 0 and all(command in out for command in ("generate", "flops", "train"))
 
 
 def test_generate_writes_mp4_and_png_frames(capsys, svd_folder, photo, tmp_path):
