@@ -70,3 +70,11 @@ def test_noisy_input_at_given_pixels_is_ignored(patch):
         x[:, 0] = 100.0
         b = net(x, torch.tensor([0.1]), given, mask)
     assert torch.equal(a, b)
+
+
+def test_flops_of_a_native_folder_count_at_patch_resolution(tmp_path):
+    from lightvid.eval.flops import count_flops, flops_for
+
+    pipe = tiny_native(1, patch=2)
+    pipe.save_pretrained(tmp_path / "m")
+    assert flops_for(str(tmp_path / "m"), 5, 16, 16).flops == count_flops(pipe.unet.config, 5, 8, 8).flops

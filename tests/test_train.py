@@ -56,6 +56,12 @@ def test_config_errors_are_one_line(tmp_path):
         config_from_dict({**raw, "model": {**raw["model"], "in_channels": 4}})
     with pytest.raises(LightvidError, match="unknown task"):
         config_from_dict({**raw, "tasks": {"dance": 1.0}})
+    with pytest.raises(LightvidError, match="task weights"):
+        config_from_dict({**raw, "tasks": {"interpolate": -1.0, "extend": 2.0}})
+    with pytest.raises(LightvidError, match="checkpoint_every"):
+        config_from_dict({**raw, "train": {**raw["train"], "checkpoint_every": 0}})
+    with pytest.raises(LightvidError, match="lr"):
+        config_from_dict({**raw, "train": {**raw["train"], "lr": "fast"}})
     bad = tmp_path / "bad.yaml"
     bad.write_text(yaml.safe_dump({**raw, "optimizer": "adam"}))
     assert main(["train", "--config", str(bad)]) == 2
@@ -88,6 +94,10 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    assert first.exists() and not (tmp_path / "killed" / "checkpoints" / "step_00000006").exists(), \
+        "the run was not interrupted mid-way; the test would prove nothing"
+    with (tmp_path / "killed" / "log.jsonl").open("a") as log:
+        log.write('{"step": 5, "lo')  # a record cut short by the kill
     leftovers = [p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()]
     assert all(name.startswith("step_") for name in leftovers), leftovers  # no half-written checkpoint
     assert main(["train", "--config", str(config)]) == 0

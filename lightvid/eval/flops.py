@@ -39,7 +39,8 @@ def resolve_architecture(model: str) -> tuple[UNetConfig, int]:
     raw = _read_config(folder)
     config = UNetConfig.from_dict(raw) if raw.get("_class_name") == OWN_CLASS else config_from_diffusers(raw)
     vae_config = folder.parent / "vae" / "config.json"
-    scale = 1
+    native = folder / "pipeline.json"  # native models may fold p×p pixel patches into channels
+    scale = json.loads(native.read_text()).get("patch", 1) if native.exists() else 1
     if vae_config.exists():
         scale = 2 ** (len(json.loads(vae_config.read_text()).get("block_out_channels", [0] * 4)) - 1)
     elif raw.get("_class_name") != OWN_CLASS:

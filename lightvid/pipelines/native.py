@@ -74,8 +74,12 @@ class NativePipeline:
         if s.data_channels == 1:  # grayscale models (Moving MNIST) see luminance; output is repeated to RGB
             given = given.mean(dim=1, keepdim=True)
         cond = {"given": given[None], "mask": mask[None]}
-        model = cfg_model(self.denoiser, cond=cond, uncond={k: torch.zeros_like(v) for k, v in cond.items()},
-                          scale=guidance)
+        guided = cfg_model(self.denoiser, cond=cond, uncond={k: torch.zeros_like(v) for k, v in cond.items()},
+                           scale=guidance)
+
+        def model(x, sigma):  # given pixels are known exactly: the sampler state there stays given + σ·noise
+            return cond["mask"] * cond["given"] + (1 - cond["mask"]) * guided(x, sigma)
+
         sigmas = karras_sigmas(steps or s.steps, s.sigma_min, s.sigma_max)
         x = torch.randn((1, *given.shape), generator=generator) * sigmas[0]
         out = get_sampler(sampler or s.sampler)(model, x, sigmas, generator=generator, disable=progress is False)

@@ -67,8 +67,10 @@ class SVDPipeline:
                                                                     torch_dtype=torch.float32)
         except (OSError, ValueError) as e:
             raise LightvidError(f"{folder}: cannot load the VAE / image encoder ({str(e).splitlines()[0]})") from None
-        extractor = json.loads((folder / "feature_extractor" / "preprocessor_config.json").read_text())
-        frames = json.loads((folder / "unet" / "config.json").read_text()).get("num_frames", 14)
+        extractor = _read_json(folder / "feature_extractor" / "preprocessor_config.json")
+        if not {"image_mean", "image_std"} <= set(extractor):
+            raise LightvidError(f"{folder}/feature_extractor: preprocessor_config.json lacks image_mean/image_std")
+        frames = _read_json(folder / "unet" / "config.json").get("num_frames", 14)
         unet = SpaceTimeUNet.from_pretrained(folder / "unet", dtype=unet_dtype).set_fold_cross_attention(True)
         if compile:
             unet = torch.compile(unet)
@@ -114,13 +116,15 @@ class SVDPipeline:
                           cond=dict(image_latents=image_latents, context=context, time_ids=time_ids),
                           uncond=dict(image_latents=torch.zeros_like(image_latents),
                                       context=torch.zeros_like(context), time_ids=time_ids),
-                          scale=svd_guidance_ramp(f, settings.min_guidance, settings.max_guidance))
+                          # diffusers turns guidance off entirely when max_guidance <= 1
+                          scale=svd_guidance_ramp(f, settings.min_guidance, settings.max_guidance)
+                          if settings.max_guidance > 1 else 1.0)
         sigmas = svd_sigmas(settings.steps)
         latent_hw = (image.shape[-2] // self.latent_scale, image.shape[-1] // self.latent_scale)
         shape = (1, f, image_latents.shape[2], *latent_hw)
         # diffusers scales SVD's first noise by sqrt(σ_max² + 1) ("leading" spacing); keep it for parity.
         x = torch.randn(shape, generator=generator) * (sigmas[0] ** 2 + 1) ** 0.5
-        latents = get_sampler(settings.sampler)(model, x, sigmas, disable=progress is False)
+        latents = get_sampler(settings.sampler)(model, x, sigmas, generator=generator, disable=progress is False)
         return self.decode(latents[0], settings.decode_chunk_size).clamp(-1, 1)
 
     def _check_spec(self, spec: FrameSpec) -> torch.Tensor:
@@ -132,3 +136,10 @@ class SVDPipeline:
         if h % self.latent_scale or w % self.latent_scale:
             raise LightvidError(f"SVD needs height and width divisible by {self.latent_scale}, got {h}x{w}")
         return image
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise LightvidError(f"{path}: unreadable ({e})") from None

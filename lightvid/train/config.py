@@ -84,6 +84,21 @@ def config_from_dict(raw: dict) -> TrainConfig:
     unknown_tasks = sorted(set(config.tasks) - set(TASKS))
     if unknown_tasks:
         raise LightvidError(f"config: unknown task(s) {unknown_tasks}; accepted: {', '.join(TASKS)}")
+    weights = list(config.tasks.values())
+    if not all(isinstance(w, (int, float)) and w >= 0 for w in weights) or sum(weights) <= 0:
+        raise LightvidError(f"config: task weights must be numbers >= 0 with a positive sum, got {config.tasks}")
+    t = config.train
+    for name in ("batch_size", "steps", "checkpoint_every", "log_every", "data_channels", "patch"):
+        value = getattr(t, name) if hasattr(t, name) else getattr(config, name)
+        if not isinstance(value, int) or value < 1:
+            raise LightvidError(f"config: '{name}' must be an integer >= 1, got {value!r}")
+    if not isinstance(t.warmup_steps, int) or t.warmup_steps < 0 or not isinstance(t.num_workers, int) \
+            or t.num_workers < 0:
+        raise LightvidError("config: 'warmup_steps' and 'num_workers' must be integers >= 0")
+    numbers = (t.lr, t.ema_decay, t.grad_clip, t.weight_decay)
+    if not all(isinstance(v, (int, float)) for v in numbers) or not (t.lr > 0 and 0 <= t.ema_decay < 1
+                                                                     and t.grad_clip > 0):
+        raise LightvidError("config: need lr > 0, 0 <= ema_decay < 1 and grad_clip > 0")
     if "name" not in config.data:
         raise LightvidError("config: 'data' needs a 'name' (a dataset: moving_mnist, camera_motion, ...)")
     return config

@@ -12,12 +12,13 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset
 from tqdm import tqdm
 
 from lightvid.data import build_dataset
 from lightvid.diffusion import Denoiser
 from lightvid.errors import LightvidError
+from lightvid.io import atomic_dir, atomic_write
 from lightvid.models import SpaceTimeUNet
 from lightvid.models.native import NativeNet
 from lightvid.pipelines.native import NativePipeline, NativeSettings
@@ -57,11 +58,21 @@ class StepBatches(Dataset):
         if epoch != self._perm_epoch:
             self._perm = torch.randperm(n, generator=torch.Generator().manual_seed(_seed(self.seed, epoch)))
             self._perm_epoch = epoch
+            if hasattr(self.dataset, "set_epoch"):  # new crops/starts per epoch, still a function of the step
+                self.dataset.set_epoch(epoch)
         return int(self._perm[offset])
 
     def __getitem__(self, step: int) -> torch.Tensor:
         start = (step * self.world + self.rank) * self.batch_size
         return torch.stack([self.dataset[self._index(start + i)][0] for i in range(self.batch_size)])
+
+
+def _logged_step(line: str) -> float:
+    """The step of one JSONL record; a line cut short by a kill counts as past any checkpoint."""
+    try:
+        return json.loads(line)["step"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        return math.inf
 
 
 def learning_rate(step: int, cfg) -> float:
@@ -72,19 +83,20 @@ def learning_rate(step: int, cfg) -> float:
     return cfg.lr * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int, folder: Path) -> None:
-    """Write the EMA weights as a ready-to-use native model folder (what CLI commands load)."""
+def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int, clip_shape, folder: Path) -> None:
+    """Write the EMA weights as a ready-to-use native model folder (what CLI commands load), atomically."""
     with torch.device("meta"):
         shipped = SpaceTimeUNet(unet.config)
     shipped.load_state_dict({k: v.clone() for k, v in ema.items()}, assign=True)
-    data = config.data
-    settings = NativeSettings(data_channels=config.data_channels, patch=config.patch,
-                              num_frames=data.get("num_frames", 16),
-                              height=data.get("size", 64), width=data.get("size", 64), fps=config.fps,
+    frames, _, height, width = clip_shape
+    settings = NativeSettings(data_channels=config.data_channels, patch=config.patch, num_frames=frames,
+                              height=height, width=width, fps=config.fps,
                               sigma_data=config.diffusion.sigma_data, sigma_min=config.diffusion.sigma_min,
                               sigma_max=config.diffusion.sigma_max, steps=config.diffusion.sample_steps,
                               sampler=config.diffusion.sampler)
-    NativePipeline(shipped, settings).save_pretrained(folder, extra={"trained_steps": step, "dataset": data["name"]})
+    with atomic_dir(folder, overwrite=True) as tmp:
+        NativePipeline(shipped, settings).save_pretrained(tmp, extra={"trained_steps": step,
+                                                                      "dataset": config.data["name"]})
 
 
 def train(config: TrainConfig, raw_config: dict, max_steps: int | None = None, progress: bool = True) -> Path:
@@ -101,7 +113,10 @@ def train(config: TrainConfig, raw_config: dict, max_steps: int | None = None, p
     start = 0
     checkpoint = latest_checkpoint(out)
     if checkpoint is not None:
-        unet.load_state_dict(SpaceTimeUNet.from_pretrained(checkpoint / "unet").state_dict())
+        saved = SpaceTimeUNet.from_pretrained(checkpoint / "unet")
+        if saved.config != config.model:
+            raise LightvidError(f"{checkpoint}: was trained with another 'model' config; use a new output_dir")
+        unet.load_state_dict(saved.state_dict())
         ema = load_file(checkpoint / "ema.safetensors")
         load_optimizer(optimizer, checkpoint)
         start = read_step(checkpoint)
@@ -111,8 +126,13 @@ def train(config: TrainConfig, raw_config: dict, max_steps: int | None = None, p
     denoiser = Denoiser(model, prediction="edm", sigma_data=config.diffusion.sigma_data)
 
     dataset = build_dataset(config.data["name"], **{k: v for k, v in config.data.items() if k != "name"})
-    if not hasattr(dataset, "__getitem__"):
-        raise LightvidError("training needs a map-style dataset (moving_mnist, camera_motion, video_folder)")
+    if isinstance(dataset, IterableDataset):
+        raise LightvidError("training needs a map-style dataset (moving_mnist, camera_motion, video_folder); "
+                            "streaming shards cannot resume exactly yet")
+    clip_shape = tuple(dataset[0][0].shape)  # (f, c, h, w)
+    if clip_shape[1] != config.data_channels:
+        raise LightvidError(f"config: data_channels is {config.data_channels} but the dataset gives "
+                            f"{clip_shape[1]}-channel frames")
     batches = StepBatches(dataset, opt.batch_size, config.seed, accelerator.process_index, accelerator.num_processes)
     end = opt.steps if max_steps is None else min(opt.steps, start + max_steps)
     loader = DataLoader(batches, batch_size=None, sampler=range(start, end), num_workers=opt.num_workers,
@@ -120,11 +140,12 @@ def train(config: TrainConfig, raw_config: dict, max_steps: int | None = None, p
 
     log_path = out / "log.jsonl"
     if accelerator.is_main_process and log_path.exists():  # drop records past the checkpoint we resume from
-        kept = [line for line in log_path.read_text().splitlines() if json.loads(line)["step"] <= start]
-        log_path.write_text("".join(line + "\n" for line in kept))
+        kept = [line for line in log_path.read_text().splitlines() if _logged_step(line) <= start]
+        with atomic_write(log_path) as tmp:
+            Path(tmp).write_text("".join(line + "\n" for line in kept))
     bar = tqdm(total=opt.steps, initial=start, disable=not (progress and accelerator.is_main_process),
                desc="training", unit="step", dynamic_ncols=True)
-    tic, step = time.perf_counter(), start
+    tic = time.perf_counter()
     for step, clips in enumerate(loader, start=start):
         clips = clips.to(accelerator.device)
         g = torch.Generator().manual_seed(_seed(config.seed, step, accelerator.process_index, 1))
@@ -154,7 +175,7 @@ def train(config: TrainConfig, raw_config: dict, max_steps: int | None = None, p
             if accelerator.is_main_process:
                 core = accelerator.unwrap_model(model).unet
                 save_checkpoint(out, done, core, ema, optimizer, raw_config)
-                export_model(core, ema, config, done, out / "model")
+                export_model(core, ema, config, done, clip_shape, out / "model")
                 plot_loss_curve(log_path, out / "loss.png")
     bar.close()
     accelerator.wait_for_everyone()
