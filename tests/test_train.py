@@ -129,3 +129,21 @@ def test_shipped_configs_load(path):
 
     config = load_config(path)
     assert config.train.steps > 0
+
+
+def test_ranks_get_disjoint_slices_of_one_global_batch():
+    from lightvid.train.loop import StepBatches
+
+    class Indices(torch.utils.data.Dataset):
+        def __len__(self):
+            return 50
+
+        def __getitem__(self, i):
+            return torch.tensor([float(i)]), 8.0
+
+    data = Indices()
+    for step in (0, 7, 30):  # 30 crosses into a new epoch's permutation
+        single = StepBatches(data, 4, seed=3, rank=0, world=1)[step]
+        ranks = [StepBatches(data, 2, seed=3, rank=r, world=2)[step] for r in (0, 1)]
+        assert torch.equal(torch.cat(ranks), single)
+        assert not set(ranks[0].flatten().tolist()) & set(ranks[1].flatten().tolist())
