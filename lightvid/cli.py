@@ -99,13 +99,10 @@ def train(
     Runs as is on one CPU process; for several processes or GPUs use
     `accelerate launch [--num_processes N] [--cpu] -m lightvid.train --config FILE`.
     """
-    import yaml
-
     from lightvid.train import load_config
     from lightvid.train import train as run_training
 
-    parsed = load_config(config)
-    out = run_training(parsed, yaml.safe_load(config.read_text()), max_steps=max_steps)
+    out = run_training(load_config(config), max_steps=max_steps)
     typer.echo(f"checkpoints in {out / 'checkpoints'}, model in {out / 'model'}")
 
 

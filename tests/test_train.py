@@ -70,10 +70,10 @@ def test_config_errors_are_one_line(tmp_path):
 
 def test_resume_gives_the_same_weights_as_an_uninterrupted_run(tmp_path):
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
-    train(config_from_dict(tiny_config(straight)), {}, progress=False)
-    train(config_from_dict(tiny_config(stopped)), {}, max_steps=3, progress=False)  # stops at checkpoint 3
+    train(config_from_dict(tiny_config(straight)), progress=False)
+    train(config_from_dict(tiny_config(stopped)), max_steps=3, progress=False)  # stops at checkpoint 3
     assert [p.name for p in (stopped / "checkpoints").iterdir()] == ["step_00000003"]
-    train(config_from_dict(tiny_config(stopped)), {}, progress=False)  # resumes 3 -> 6
+    train(config_from_dict(tiny_config(stopped)), progress=False)  # resumes 3 -> 6
     a, b = final_weights(straight), final_weights(stopped)
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
     assert [p.name for p in (stopped / "model").iterdir()]  # exported EMA model
@@ -101,7 +101,7 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path):
     leftovers = [p.name for p in (tmp_path / "killed" / "checkpoints").iterdir()]
     assert all(name.startswith("step_") for name in leftovers), leftovers  # no half-written checkpoint
     assert main(["train", "--config", str(config)]) == 0
-    train(config_from_dict(tiny_config(tmp_path / "straight", steps=6, checkpoint_every=2)), {}, progress=False)
+    train(config_from_dict(tiny_config(tmp_path / "straight", steps=6, checkpoint_every=2)), progress=False)
     a, b = final_weights(tmp_path / "straight"), final_weights(tmp_path / "killed")
     assert all(torch.equal(a[k], b[k]) for k in a)
 

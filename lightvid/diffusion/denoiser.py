@@ -17,7 +17,7 @@ from torch import nn
 from lightvid.errors import LightvidError
 
 PREDICTIONS = ("v", "eps", "x0", "edm", "flow")
-NOISE_CONDITIONINGS = ("log4", "edm_log", "sigma")
+NOISE_CONDITIONINGS = ("log4", "sigma")
 
 
 class Denoiser(nn.Module):
@@ -36,7 +36,7 @@ class Denoiser(nn.Module):
             "flow" the rectified-flow velocity noise - x0; sigma means the time t in [0, 1].
         sigma_data: standard deviation of the data (1.0 for SVD latents; EDM uses 0.5 for pixels).
         noise_conditioning: how sigma is fed to the net: "log4" = 0.25 * ln(sigma) (EDM, SVD),
-            "edm_log" an alias of "log4", "sigma" = sigma itself. Default: "sigma" for flow, else "log4".
+            "sigma" = sigma itself. Default: "sigma" for flow, else "log4".
     """
 
     def __init__(
@@ -81,7 +81,7 @@ class Denoiser(nn.Module):
                 c_skip, c_out = sd**2 / total**2, sigma * sd / total
         if self.noise_conditioning == "sigma":
             c_noise = sigma
-        else:  # "log4" / "edm_log"
+        else:  # "log4"
             c_noise = 0.25 * torch.log(sigma)
         return c_skip, c_out, c_in, c_noise
 

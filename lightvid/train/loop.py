@@ -7,6 +7,7 @@ weights, EMA and optimizer moments, so a run killed and resumed ends with the sa
 import json
 import math
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -99,7 +100,7 @@ def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int,
                                                                       "dataset": config.data["name"]})
 
 
-def train(config: TrainConfig, raw_config: dict, max_steps: int | None = None, progress: bool = True) -> Path:
+def train(config: TrainConfig, max_steps: int | None = None, progress: bool = True) -> Path:
     """Train (or resume) until `config.train.steps`, or stop after `max_steps` more steps. Returns output_dir."""
     opt = config.train
     accelerator = Accelerator(mixed_precision="bf16" if opt.bf16 else "no")
@@ -174,7 +175,7 @@ def train(config: TrainConfig, raw_config: dict, max_steps: int | None = None, p
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
                 core = accelerator.unwrap_model(model).unet
-                save_checkpoint(out, done, core, ema, optimizer, raw_config)
+                save_checkpoint(out, done, core, ema, optimizer, asdict(config))
                 export_model(core, ema, config, done, clip_shape, out / "model")
                 plot_loss_curve(log_path, out / "loss.png")
     bar.close()
