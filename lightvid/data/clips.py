@@ -19,7 +19,7 @@ import torch
 from lightvid.data.common import check_int, check_size
 from lightvid.errors import LightvidError
 from lightvid.io.image import check_image_size, resize_and_crop, uint8_to_tensor
-from lightvid.io.video import FOLDER_FPS, SourceFrame, check_fps, frame_to_rgb, select_frames
+from lightvid.io.video import FOLDER_FPS, check_fps, frame_to_rgb, select_frames, source_frames
 
 VIDEO_SUFFIXES = (".mp4", ".webm", ".mov", ".mkv", ".gif", ".avi")
 VideoSource = str | os.PathLike | bytes  # a file, or a whole encoded file in memory
@@ -65,18 +65,12 @@ def decode_frames(source: VideoSource, name: str, fps: float | None, start: int,
     with _open(source, name) as container:
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
-        rate = float(stream.average_rate or stream.guessed_rate or FOLDER_FPS)
 
-        def frames():
-            t0 = None
-            for i, frame in enumerate(container.decode(stream)):
-                t = frame.time if frame.time is not None else i / rate
-                t0 = t if t0 is None else t0
-                duration = float(frame.duration * frame.time_base) if frame.duration and frame.time_base else None
-                check_image_size(frame.height, frame.width, name)
-                yield SourceFrame(t - t0, duration, lambda f=frame: frame_to_rgb(f))
+        def to_rgb(frame):
+            check_image_size(frame.height, frame.width, name)
+            return frame_to_rgb(frame)
 
-        out, _ = select_frames(frames(), fps, start, count, name)
+        out, _ = select_frames(source_frames(container, stream, to_rgb), fps, start, count, name)
     if not out:
         raise LightvidError(f"{name}: no frames from output frame {start} on")
     if len({a.shape for a in out}) > 1:

@@ -177,19 +177,23 @@ def _read_container(path: Path, fps, start, max_frames, resize):
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate
-        rate = float(rate) if rate else None
+        frames = source_frames(container, stream, lambda frame: resize(frame_to_rgb(frame), path))
+        out, seen = select_frames(frames, fps, start, max_frames, path)
+        return out, _source_fps(seen, float(rate) if rate else None), len(seen)
 
-        def frames() -> Iterator[SourceFrame]:
-            t0 = None
-            for i, frame in enumerate(container.decode(stream)):
-                t = frame.time if frame.time is not None else i / (rate or FOLDER_FPS)
-                t0 = t if t0 is None else t0
-                dur = getattr(frame, "duration", None)
-                dur = float(dur * frame.time_base) if dur and frame.time_base else None
-                yield SourceFrame(t - t0, dur, lambda f=frame: resize(frame_to_rgb(f), path))
 
-        out, seen = select_frames(frames(), fps, start, max_frames, path)
-        return out, _source_fps(seen, rate), len(seen)
+def source_frames(container, stream, to_rgb) -> Iterator[SourceFrame]:
+    """The decoded frames of `stream`, timed from the first one; frames without a timestamp are placed at the
+    stream's nominal rate. `to_rgb(frame)` runs only for the frames `select_frames` keeps."""
+    rate = stream.average_rate or stream.guessed_rate
+    rate = float(rate) if rate else FOLDER_FPS
+    t0 = None
+    for i, frame in enumerate(container.decode(stream)):
+        t = frame.time if frame.time is not None else i / rate
+        t0 = t if t0 is None else t0
+        duration = getattr(frame, "duration", None)
+        duration = float(duration * frame.time_base) if duration and frame.time_base else None
+        yield SourceFrame(t - t0, duration, lambda f=frame: to_rgb(f))
 
 
 def read_video_uint8(
