@@ -4,7 +4,7 @@ VENV := .venv
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 
-.PHONY: test install clean
+.PHONY: test install demo clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -17,6 +17,11 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/python -m pytest -q
+
+# Animate a bundled photo (held out from the photo model's training) with the embedded `photo` model.
+demo: $(STAMP)
+	$(VENV)/bin/lightvid animate examples/rocket.jpg -o demo/rocket.mp4 --gif
+	@echo "the video is in demo/rocket.mp4 (GIF preview: demo/rocket.gif)"
 
 clean:
 	rm -rf $(VENV) build *.egg-info

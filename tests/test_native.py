@@ -2,21 +2,10 @@
 import pytest
 import torch
 
-from lightvid.models import SpaceTimeUNet, UNetConfig
-from lightvid.models.native import NativeNet, native_channels
-from lightvid.pipelines.native import NativePipeline, NativeSettings
+from lightvid.models.native import NativeNet
+from lightvid.pipelines.native import NativePipeline
 from lightvid.tasks import extend, image_to_video, interpolate, loop
-
-
-def tiny_native(data_channels: int, patch: int = 1) -> NativePipeline:
-    torch.manual_seed(0)
-    in_channels, out_channels = native_channels(data_channels, patch)
-    config = UNetConfig(in_channels=in_channels, out_channels=out_channels, channels=(32, 32),
-                        layers_per_level=(1, 1), heads=(1, 1), transformer_depth=(1, 1), attention=(False, True),
-                        temporal_attention=(False, True), temporal_conv=(True, True), temporal_downsample=(True, False),
-                        cross_attention_dim=None, num_added_time_ids=0, down_eps=(1e-6, 1e-6), conditioning="native")
-    settings = NativeSettings(data_channels=data_channels, patch=patch, num_frames=5, height=16, width=16, steps=2)
-    return NativePipeline(SpaceTimeUNet(config).eval(), settings)
+from native_fixtures import tiny_native
 
 
 def frame(value: float) -> torch.Tensor:

@@ -1,15 +1,10 @@
-"""The `lightvid` command line. Every user error is one line on stderr and exit code 2 (see errors.py)."""
+"""`lightvid generate` (SVD folders), `lightvid flops`, `lightvid train`."""
 import json
-import os
-import sys
 from pathlib import Path
 
 import typer
 
-from lightvid.errors import LightvidError
-
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="lightvid: fast video diffusion on small hardware (CPU first, offline).")
+from .app import app, as_list, check_positive
 
 
 @app.command()
@@ -46,9 +41,9 @@ def generate(
     from lightvid.tasks import image_to_video
 
     check_output_path(output)
-    _check_positive(steps=steps, height=height, width=width, fps=fps)
+    check_positive(steps=steps, height=height, width=width, fps=fps)
     if decode_chunk is not None:
-        _check_positive(decode_chunk=decode_chunk)
+        check_positive(decode_chunk=decode_chunk)
     picture = pil_to_tensor(resize_and_crop(load_image(image), height, width))
     if frames is not None:  # validate the request before the (slow) model load
         image_to_video(picture, frames, fps)
@@ -57,7 +52,7 @@ def generate(
     settings = SVDSettings(steps=steps, min_guidance=min_guidance, max_guidance=max_guidance,
                            motion_bucket_id=motion_bucket, noise_aug_strength=noise_aug, decode_chunk_size=decode_chunk)
     video = pipe(spec, settings, generator=torch.Generator().manual_seed(seed))
-    for path in _as_list(write_video(video, output, fps=fps, gif_preview=gif)):
+    for path in as_list(write_video(video, output, fps=fps, gif_preview=gif)):
         typer.echo(f"wrote {path}")
 
 
@@ -104,37 +99,3 @@ def train(
 
     out = run_training(load_config(config), max_steps=max_steps)
     typer.echo(f"checkpoints in {out / 'checkpoints'}, model in {out / 'model'}")
-
-
-def _check_positive(**values):
-    for name, value in values.items():
-        if value < 1:
-            raise LightvidError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-
-
-def _as_list(x):
-    return x if isinstance(x, (list, tuple)) else [x]
-
-
-def main(argv=None) -> int:
-    """Entry point: runs the app, turning LightvidError into a one-line message and exit code 2.
-
-    Usage errors (unknown option, non-integer value) are click's: a short usage note, also exit code 2.
-    """
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")  # lightvid never downloads
-    try:
-        app(args=argv, prog_name="lightvid")
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except LightvidError as e:
-        typer.echo(f"lightvid: error: {e}", err=True)
-        return 2
-    return 0
-
-
-def console_main():
-    sys.exit(main())
-
-
-if __name__ == "__main__":
-    console_main()

@@ -1,0 +1,11 @@
+"""The `lightvid` command line (typer). Every user error is one line on stderr and exit code 2 (see errors.py).
+
+    app.py        the typer app and `main` (LightvidError -> one line, exit 2)
+    commands.py   generate (SVD folders), flops, train
+    tasks.py      animate, interpolate, extend, loop (native models, default: the embedded `photo`)
+    evaluate.py   eval
+"""
+from . import commands, evaluate, tasks  # noqa: F401  (registers the commands on `app`)
+from .app import app, console_main, main
+
+__all__ = ["app", "console_main", "main"]

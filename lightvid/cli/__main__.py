@@ -1,0 +1,3 @@
+from lightvid.cli import console_main
+
+console_main()

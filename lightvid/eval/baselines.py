@@ -1,0 +1,146 @@
+"""Non-learned baselines that fill the frames a FrameSpec does not give, from the given frames only.
+
+Each baseline takes frames (F, C, H, W) float in [-1, 1], of which only the rows with given[i] = True are read,
+and given (F,) bool; it returns (F, C, H, W) with the given frames unchanged and every other frame filled in.
+Frames before the first or after the last given frame copy the nearest given frame (nothing to interpolate).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import numpy as np
+import torch
+
+from lightvid.errors import LightvidError
+
+# Farneback parameters (the usual choice in OpenCV's examples): a 3-level pyramid, each level half the size of the
+# one below (pyr_scale 0.5), so motions of several pixels are found at the coarse levels; flow averaged over a
+# 15x15 window; 3 iterations per level; polynomial expansion over 5x5 neighbourhoods with Gaussian sigma 1.2.
+FARNEBACK = {"pyr_scale": 0.5, "levels": 3, "winsize": 15, "iterations": 3, "poly_n": 5, "poly_sigma": 1.2}
+
+
+def _check(frames, given) -> tuple[torch.Tensor, torch.Tensor]:
+    if not isinstance(frames, torch.Tensor) or not frames.is_floating_point() or frames.ndim != 4:
+        found = tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__
+        raise LightvidError(f"frames must be a float tensor (F, C, H, W), got {found}")
+    given = torch.as_tensor(given)
+    if given.dtype != torch.bool or given.shape != (frames.shape[0],):
+        raise LightvidError(
+            f"given must be a bool tensor of shape ({frames.shape[0]},) (one flag per frame), "
+            f"got {given.dtype} {tuple(given.shape)}"
+        )
+    if not given.any():
+        raise LightvidError("given marks no frame: at least one frame must be given")
+    return frames, given.cpu()
+
+
+def _brackets(given: torch.Tensor) -> Iterator[tuple[int, int | None, int | None]]:
+    """For each frame i that is not given: (i, nearest given index before i, nearest given index after i)."""
+    indices = given.nonzero().flatten().tolist()
+    for i in range(len(given)):
+        if given[i]:
+            continue
+        before = [g for g in indices if g < i]
+        after = [g for g in indices if g > i]
+        yield i, (before[-1] if before else None), (after[0] if after else None)
+
+
+def copy_nearest(frames: torch.Tensor, given) -> torch.Tensor:
+    """Every frame that is not given copies the given frame nearest in time; a tie goes to the earlier one.
+
+    frames: (F, C, H, W); given: (F,) bool -> (F, C, H, W).
+    """
+    frames, given = _check(frames, given)
+    indices = given.nonzero().flatten()  # ascending, so argmin's first minimum is the earlier frame on a tie
+    nearest = (indices[None, :] - torch.arange(len(given))[:, None]).abs().argmin(1)  # (F,)
+    return frames[indices[nearest].to(frames.device)]  # a given frame is its own nearest: unchanged
+
+
+def linear_blend(frames: torch.Tensor, given) -> torch.Tensor:
+    """Cross-fade: a frame between given frames a < i < b is (1 - t)·x_a + t·x_b with t = (i - a) / (b - a).
+
+    frames: (F, C, H, W); given: (F,) bool -> (F, C, H, W). Outside the given range, copy the nearest given frame.
+    """
+    frames, given = _check(frames, given)
+    out = frames.clone()
+    for i, a, b in _brackets(given):
+        if a is None or b is None:
+            out[i] = frames[b if a is None else a]
+        else:
+            t = (i - a) / (b - a)
+            out[i] = (1 - t) * frames[a] + t * frames[b]
+    return out
+
+
+def _gray_uint8(frame: torch.Tensor) -> np.ndarray:
+    """(C, H, W) in [-1, 1] -> (H, W) uint8 luma (BT.601 weights for RGB)."""
+    x = ((frame.detach().float().cpu().clamp(-1, 1) + 1) * 127.5).numpy()
+    if x.shape[0] == 3:
+        x = 0.299 * x[0] + 0.587 * x[1] + 0.114 * x[2]
+    else:
+        x = x.mean(0)
+    return np.round(x).astype(np.uint8)
+
+
+def _cv2():
+    """OpenCV, imported on first use so that `import lightvid.eval` stays light."""
+    try:
+        import cv2
+    except ImportError as e:
+        raise LightvidError("the farneback baseline needs OpenCV: pip install opencv-python-headless") from e
+    return cv2
+
+
+def _hwc(frame: torch.Tensor) -> np.ndarray:
+    """(C, H, W) tensor -> contiguous (H, W, C) float32 array, as cv2 wants it."""
+    return np.ascontiguousarray(frame.detach().float().cpu().permute(1, 2, 0).numpy())
+
+
+def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """Backward warp: out(p) = image(p + flow(p)), bilinear, borders replicated. image (H, W, C), flow (H, W, 2)."""
+    cv2 = _cv2()
+
+    h, w = flow.shape[:2]
+    grid_x, grid_y = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    out = cv2.remap(
+        image, grid_x + flow[..., 0], grid_y + flow[..., 1], cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE
+    )
+    return out.reshape(image.shape)  # remap drops a single channel axis
+
+
+def farneback(frames: torch.Tensor, given) -> torch.Tensor:
+    """Optical-flow interpolation with OpenCV's Farneback dense flow between the two bracketing given frames.
+
+    frames: (F, C, H, W); given: (F,) bool -> (F, C, H, W). For given frames a < i < b and t = (i - a) / (b - a):
+    flows F_ab (a -> b) and F_ba (b -> a) are computed on uint8 luma with the FARNEBACK parameters, where
+    a(p) ≈ b(p + F_ab(p)). The flows from time t are approximated as in Super SloMo (Jiang et al. 2018, eq. 4):
+      F_ta = -(1 - t)·t·F_ab + t²·F_ba,    F_tb = (1 - t)²·F_ab - t·(1 - t)·F_ba,
+    (exact for constant motion), and I_t = (1 - t)·warp(x_a, F_ta) + t·warp(x_b, F_tb), warping all channels
+    bilinearly with replicated borders (no occlusion reasoning). Outside the given range, copy the nearest frame.
+    """
+    cv2 = _cv2()
+
+    frames, given = _check(frames, given)
+    out = frames.clone()
+    flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    for i, a, b in _brackets(given):
+        if a is None or b is None:
+            out[i] = frames[b if a is None else a]
+            continue
+        if (a, b) not in flows:
+            ga, gb = _gray_uint8(frames[a]), _gray_uint8(frames[b])
+            f_ab = cv2.calcOpticalFlowFarneback(ga, gb, None, flags=0, **FARNEBACK)
+            f_ba = cv2.calcOpticalFlowFarneback(gb, ga, None, flags=0, **FARNEBACK)
+            flows[a, b] = f_ab, f_ba
+        f_ab, f_ba = flows[a, b]
+        t = (i - a) / (b - a)
+        f_ta = -(1 - t) * t * f_ab + t * t * f_ba
+        f_tb = (1 - t) ** 2 * f_ab - t * (1 - t) * f_ba
+        xa, xb = _hwc(frames[a]), _hwc(frames[b])
+        mid = (1 - t) * _warp(xa, f_ta) + t * _warp(xb, f_tb)
+        out[i] = torch.from_numpy(mid).permute(2, 0, 1).to(out)
+    return out
+
+
+BASELINES = {"copy_nearest": copy_nearest, "linear_blend": linear_blend, "farneback": farneback}

@@ -1,0 +1,140 @@
+"""`lightvid eval`: a native model against ground truth and baselines on its dataset's held-out split.
+
+For each held-out clip (window = the model's num_frames), a task fixes which frames are given:
+    interpolate   first and last frame given, the frames between generated
+    predict       the first half given, the second half generated (Moving MNIST 10 -> 10)
+    animate       the first frame given (image-to-video)
+    loop          the first frame given at both ends of a window of num_frames (the seam is measured)
+The model fills the other frames; so do the baselines (copy-nearest, linear blend, OpenCV Farneback flow) from
+the same given frames, in the same run. Metrics on the generated frames only: PSNR and SSIM (and Moving MNIST's
+per-frame MSE), plus the Fréchet distance of whole clips to the real clips in the features of lightvid's own
+video encoder when one is supplied (FD-lightvid; it is not FVD, whose I3D network is not bundled).
+"""
+import json
+import statistics
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm import tqdm
+
+from lightvid.data import build_dataset
+from lightvid.errors import LightvidError
+from lightvid.pipelines.native import NativePipeline
+from lightvid.tasks import FrameSpec, loop
+
+from .baselines import BASELINES
+from .metrics import loop_seam, mnist_frame_mse, psnr, ssim
+
+TASKS = ("interpolate", "predict", "animate", "loop")
+# which baselines can fill each task's frames from its given frames (Farneback needs frames on both sides)
+TASK_BASELINES = {"interpolate": ("copy_nearest", "linear_blend", "farneback"), "predict": ("copy_nearest",),
+                  "animate": ("copy_nearest",), "loop": ()}
+
+
+@dataclass
+class EvalReport:
+    model: str
+    task: str
+    dataset: str
+    clips: int
+    steps: int
+    seconds_per_clip: float  # median wall-clock of the model per clip (sampling only)
+    results: dict = field(default_factory=dict)  # method -> metric -> mean value
+
+    def table(self) -> str:
+        """A markdown table: one row per method."""
+        metrics = sorted({m for r in self.results.values() for m in r})
+        lines = ["| method | " + " | ".join(metrics) + " |", "|---" * (len(metrics) + 1) + "|"]
+        for method, r in self.results.items():
+            lines.append(f"| {method} | " + " | ".join(f"{r[m]:.4g}" if m in r else "" for m in metrics) + " |")
+        return "\n".join(lines)
+
+
+def given_frames(task: str, num_frames: int) -> torch.Tensor:
+    """(F,) bool: the frames a task gives, for a window of `num_frames` (loop: see `loop_spec`)."""
+    given = torch.zeros(num_frames, dtype=torch.bool)
+    if task == "interpolate":
+        given[0] = given[-1] = True
+    elif task == "predict":
+        given[: num_frames // 2] = True
+    elif task in ("animate", "loop"):
+        given[0] = True
+    else:
+        raise LightvidError(f"unknown task {task!r}; accepted: {', '.join(TASKS)}")
+    return given
+
+
+def task_spec(task: str, clip: torch.Tensor, fps: float) -> FrameSpec:
+    """The FrameSpec of `task` on a ground-truth clip (F, 3, H, W); a loop of F - 1 frames for 'loop'."""
+    if task == "loop":
+        return loop(clip[0], clip.shape[0] - 1, fps)
+    given = given_frames(task, clip.shape[0])
+    return FrameSpec(clip.shape[0], fps, {int(i): clip[i] for i in torch.nonzero(given).flatten()})
+
+
+def _scores(pred: torch.Tensor, real: torch.Tensor, generated: torch.Tensor, mnist: bool) -> dict:
+    """Per-clip metrics on the generated frames. pred, real: (F, C, H, W) in [-1, 1]; generated: (F,) bool."""
+    p, r = pred[generated], real[generated]
+    out = {"psnr": psnr(p, r).mean().item(), "ssim": ssim(p, r).mean().item()}
+    if mnist:
+        out["mse_per_frame"] = mnist_frame_mse(p, r).mean().item()
+    return out
+
+
+def evaluate(pipe: NativePipeline, dataset_name: str, task: str, clips: int = 32, seed: int = 0,
+             steps: int | None = None, sampler: str | None = None, encoder=None, model_name: str = "",
+             progress: bool = True) -> EvalReport:
+    """Run `task` on the first `clips` held-out clips; mean metrics for the model and each baseline."""
+    if task not in TASKS:
+        raise LightvidError(f"unknown task {task!r}; accepted: {', '.join(TASKS)}")
+    s = pipe.settings
+    frames = s.num_frames
+    data = build_dataset(dataset_name, split="test", num_frames=frames, size=s.height)
+    if clips < 1 or clips > len(data):
+        raise LightvidError(f"--clips must be in [1, {len(data)}] for the {dataset_name} test split, got {clips}")
+    mnist = dataset_name == "moving_mnist"
+    per_method: dict[str, list[dict]] = {"model": [], **{b: [] for b in TASK_BASELINES[task]}}
+    videos: dict[str, list[torch.Tensor]] = {m: [] for m in per_method}
+    reals, seconds = [], []
+    for index in tqdm(range(clips), desc=f"eval {task}", disable=not progress):
+        real, _ = data[index]  # (F, C, H, W)
+        reals.append(real)
+        spec = task_spec(task, real.expand(-1, 3, -1, -1), s.fps)
+        generated = ~spec.frame_mask()[: spec.output_frames] if task != "loop" else ~given_frames(task, frames)
+        tic = time.perf_counter()
+        out = pipe(spec, steps=steps, sampler=sampler, generator=torch.Generator().manual_seed(seed + index),
+                   progress=False)
+        seconds.append(time.perf_counter() - tic)
+        out = out[:, : real.shape[1]] if real.shape[1] == 3 else out.mean(dim=1, keepdim=True)
+        if task == "loop":  # F - 1 frames: compare with the real clip's first F - 1, plus the seam measure
+            scores = {**_scores(out, real[:-1], generated[:-1], mnist), **_seam(out)}
+            videos["model"].append(torch.cat([out, out[:1]]))
+        else:
+            scores = _scores(out, real, generated, mnist)
+            videos["model"].append(out)
+        per_method["model"].append(scores)
+        given = ~generated
+        for name in TASK_BASELINES[task]:
+            filled = BASELINES[name](real * given[:, None, None, None], given)
+            per_method[name].append(_scores(filled, real, generated, mnist))
+            videos[name].append(filled)
+    results = {m: {k: statistics.fmean(r[k] for r in rows) for k in rows[0]} for m, rows in per_method.items()}
+    if encoder is not None:
+        from .frechet import fd_lightvid
+        real_clips = torch.stack(reals)
+        for method, vids in videos.items():
+            results[method]["fd_lightvid"] = fd_lightvid(encoder, torch.stack(vids), real_clips)
+    return EvalReport(model_name, task, dataset_name, clips, steps or s.steps, statistics.median(seconds), results)
+
+
+def _seam(video: torch.Tensor) -> dict:
+    seam = loop_seam(video)
+    return {"seam_ratio": seam["ratio"]}
+
+
+def save_report(report: EvalReport, path) -> None:
+    from lightvid.io import atomic_write
+    with atomic_write(Path(path)) as tmp:
+        Path(tmp).write_text(json.dumps(report.__dict__, indent=2))

@@ -1,0 +1,50 @@
+"""Clips longer than a model's window: generate one window at a time, each continuing the last (MarDini-style
+autoregressive extension).
+
+A native model is trained on clips of `num_frames` frames (its window). To make a longer clip, the first window
+is generated from what is given, then every next window is an extension: its first frames are the last frames
+made so far (given, so they stay unchanged) and the rest is new. Half a window of context keeps motion going
+in the same direction; the final window takes more context so it still has the trained length.
+"""
+import sys
+
+import torch
+
+from lightvid.errors import LightvidError
+from lightvid.tasks import FrameSpec, extend
+from lightvid.tasks.framespec import MAX_FRAMES
+
+from .native import NativePipeline
+
+
+def continue_video(pipe: NativePipeline, frames: torch.Tensor, total: int, fps: float, progress: bool = True,
+                   **sample_args) -> torch.Tensor:
+    """Extend `frames` (k, 3, H, W) in [-1, 1] to `total` frames; the k given frames come back unchanged.
+
+    sample_args go to the pipeline call (steps, sampler, guidance, generator). Returns (total, 3, H, W).
+    """
+    k = frames.shape[0]
+    if not k <= total <= MAX_FRAMES:
+        raise LightvidError(f"cannot continue {k} frames to {total}: the result must have {k} to {MAX_FRAMES} "
+                            f"frames")
+    window = pipe.settings.num_frames
+    video = list(frames)
+    windows = 0
+    while len(video) < total:
+        remaining = total - len(video)
+        context = min(len(video), max(window // 2, window - remaining))
+        new = min(window - context, remaining)  # context <= window - 1 since remaining >= 1
+        spec = extend(torch.stack(video[-context:]), new, fps)
+        windows += 1
+        if progress:
+            print(f"window {windows}: {context} frames given, {new} new ({len(video) + new}/{total})", file=sys.stderr)
+        video.extend(pipe(spec, progress=progress, **sample_args)[context:])
+    return torch.stack(video)
+
+
+def run_spec(pipe: NativePipeline, spec: FrameSpec, progress: bool = True, **sample_args) -> torch.Tensor:
+    """One FrameSpec in one window; a clear error if it is longer than the model was trained for."""
+    if spec.num_frames > pipe.settings.num_frames:
+        raise LightvidError(f"this model makes at most {pipe.settings.num_frames} frames at once for this task "
+                            f"(its training window), got {spec.num_frames}")
+    return pipe(spec, progress=progress, **sample_args)

@@ -1,0 +1,29 @@
+"""The embedded default models, shipped inside the package as safetensors + config.json + pipeline.json.
+
+    photo   animates any photo with camera motion (pan / zoom / rotation), 128x128, 16 frames at 8 fps
+    mnist   Moving MNIST, 64x64, 20 frames at 10 fps: the measurable benchmark model
+
+Each folder has a MODEL_CARD.md (data, steps, CPU-hours, metrics) and is rebuilt by `lightvid train --config
+configs/<name>.yaml` followed by `python bench/ship_model.py`. Every command that takes `--model` accepts one of
+these names or the path of any native model folder (e.g. a training run's `runs/<name>/model`).
+"""
+from pathlib import Path
+
+from lightvid.errors import LightvidError
+
+WEIGHTS_DIR = Path(__file__).resolve().parent
+EMBEDDED = ("photo", "mnist")
+
+
+def model_folder(model: str | Path) -> Path:
+    """The folder of an embedded model name or of a model path; LightvidError if neither exists."""
+    if str(model) in EMBEDDED:
+        folder = WEIGHTS_DIR / str(model)
+        if not (folder / "model.safetensors").exists():
+            raise LightvidError(f"the embedded model {model!r} is missing from this install ({folder}); "
+                                f"reinstall lightvid, or pass --model PATH to a model folder")
+        return folder
+    folder = Path(model)
+    if not folder.is_dir():
+        raise LightvidError(f"--model {model}: not an embedded model ({', '.join(EMBEDDED)}) nor a folder")
+    return folder

@@ -1,0 +1,128 @@
+"""animate / interpolate / extend / loop / eval on tiny random native models: outputs, given frames kept
+unchanged, windows for long clips, and bad inputs (one line, exit code 2, no partial output)."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lightvid.cli import main
+from lightvid.io import read_video, write_video
+from lightvid.pipelines.windows import continue_video
+from native_fixtures import save_tiny_native, tiny_native
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return save_tiny_native(tmp_path_factory.mktemp("model") / "tiny")  # 3 channels, patch 2, 16x16, window 5
+
+
+def picture(path, height=24, width=40, seed=0):
+    rng = np.random.default_rng(seed)
+    Image.fromarray((rng.random((height, width, 3)) * 255).astype(np.uint8)).save(path)
+    return path
+
+
+def png_frames(folder):
+    return np.stack([np.asarray(Image.open(p)) for p in sorted(folder.glob("*.png"))])
+
+
+def resized(path, size=16):
+    from lightvid.io import load_image, resize_and_crop
+    return np.asarray(resize_and_crop(load_image(path), size, size))
+
+
+def test_animate_keeps_the_image_and_makes_long_videos_in_windows(capsys, tmp_path, model):
+    image = picture(tmp_path / "in.png")
+    code, _out, err = run(capsys, "animate", image, "-o", f"{tmp_path}/out/", "--model", model, "--frames", 12)
+    assert code == 0, err
+    frames = png_frames(tmp_path / "out")
+    assert frames.shape == (12, 16, 16, 3)
+    assert np.array_equal(frames[0], resized(image))  # any input size: resized to cover, center-cropped
+    assert "window 3" in err  # 12 frames with a 5-frame window: 1+4, then 2 windows of 3+2 and 3+2 ... at least 3
+
+
+def test_continue_video_keeps_given_frames_and_is_seeded():
+    pipe = tiny_native(3, 2)
+    given = torch.rand(3, 3, 16, 16) * 2 - 1
+    run_once = lambda: continue_video(pipe, given, 11, 8.0, progress=False,  # noqa: E731
+                                      generator=torch.Generator().manual_seed(3))
+    video = run_once()
+    assert video.shape == (11, 3, 16, 16) and torch.equal(video[:3], given)
+    assert torch.equal(video, run_once())
+
+
+def test_interpolate_extend_loop(capsys, tmp_path, model):
+    first, last = picture(tmp_path / "a.png", seed=1), picture(tmp_path / "b.png", seed=2)
+    code, _, err = run(capsys, "interpolate", first, last, "-o", f"{tmp_path}/i/", "--model", model, "--frames", 4)
+    assert code == 0, err
+    frames = png_frames(tmp_path / "i")
+    assert len(frames) == 4 and np.array_equal(frames[0], resized(first)) and np.array_equal(frames[-1], resized(last))
+
+    clip = torch.rand(6, 3, 16, 16) * 2 - 1
+    write_video(clip, f"{tmp_path}/clip/", fps=8)
+    code, _, err = run(capsys, "extend", tmp_path / "clip", "-o", tmp_path / "e.mp4", "--model", model,
+                       "--frames", 7, "--gif", "--seed", 5)
+    assert code == 0, err
+    video, fps = read_video(tmp_path / "e.mp4")
+    assert video.shape[0] == 13 and fps == 8 and (tmp_path / "e.gif").exists()
+
+    code, out, err = run(capsys, "loop", first, "-o", f"{tmp_path}/l/", "--model", model)
+    assert code == 0, err
+    assert len(png_frames(tmp_path / "l")) == 4 and "loop seam: last->first step" in out  # window 5 = 4 + repeat
+
+
+def test_same_seed_same_video_other_seed_other_video(capsys, tmp_path, model):
+    image = picture(tmp_path / "in.png")
+    for name, seed in (("a", 1), ("b", 1), ("c", 2)):
+        assert run(capsys, "animate", image, "-o", f"{tmp_path}/{name}/", "--model", model, "--seed", seed)[0] == 0
+    a, b, c = (png_frames(tmp_path / n) for n in "abc")
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["animate", "{missing}", "-o", "{out}"], "no such file"),
+    (["animate", "{tiny_image}", "-o", "{out}"], "at least 8x8"),
+    (["animate", "{image}", "-o", "{out}", "--frames", "10000"], "1024"),
+    (["animate", "{image}", "-o", "{out}", "--steps", "0"], "--steps"),
+    (["animate", "{image}", "-o", "{out}", "--sampler", "magic"], "magic"),
+    (["animate", "{image}", "-o", "{out}", "--height", "15"], "multiples of 2"),
+    (["animate", "{image}", "-o", "{out}", "--model", "nonexistent"], "not an embedded model"),
+    (["interpolate", "{image}", "{image}", "-o", "{out}", "--frames", "10000"], "[1, 1024], got 10000"),
+    (["interpolate", "{image}", "{image}", "-o", "{out}", "--frames", "6"], "at most 5 frames"),
+    (["interpolate", "{image}", "{image}", "-o", "{out}", "--frames", "2"], "num_frames >= 3"),
+    (["extend", "{corrupt}", "-o", "{out}"], "corrupt"),
+    (["extend", "{missing}", "-o", "{out}"], "no such file"),
+    (["loop", "{image}", "-o", "{out}", "--frames", "10000"], "[2, 1023], got 10000"),
+    (["loop", "{image}", "-o", "{out}", "--frames", "5"], "at most 5 frames"),
+    (["animate", "{image}", "-o", "{tmp}/out.xyz"], "xyz"),
+    (["eval", "--task", "dance", "--model", "{model}"], "dance"),
+])
+def test_bad_input_one_line_exit_2_no_output(capsys, tmp_path, model, args, message):
+    paths = {"missing": tmp_path / "missing.png", "tiny_image": picture(tmp_path / "tiny.png", 1, 1),
+             "image": picture(tmp_path / "in.png"), "out": tmp_path / "out.mp4", "tmp": tmp_path, "model": model}
+    (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
+    paths["corrupt"] = tmp_path / "corrupt.mp4"
+    args = [a.format(**paths) for a in args]
+    if "--model" not in args:
+        args += ["--model", str(model)]
+    code, _out, err = run(capsys, *args)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("lightvid: error:"), err
+    assert message in err, err
+    assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob("*.gif"))
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") or "tmp" in p.name]  # no temp leftovers
+
+
+def test_eval_reports_model_and_baselines(capsys, tmp_path):
+    model = save_tiny_native(tmp_path / "m", data_channels=1, patch=2, size=32, frames=4, dataset="moving_mnist")
+    code, out, err = run(capsys, "eval", "--model", model, "--task", "interpolate", "--clips", 2, "--no-fd",
+                         "--json", tmp_path / "r.json")
+    assert code == 0, err
+    for row in ("| model |", "| copy_nearest |", "| linear_blend |", "| farneback |"):
+        assert row in out
+    assert "mse_per_frame" in out and (tmp_path / "r.json").exists()
