@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from lightvid.cli import main
+from lightvid.cli.commands import _flops_text
 from lightvid.io import read_video
 
 
@@ -32,6 +33,10 @@ def photo(tmp_path):
                   "--bf16", "--compile"]),
     ("flops", ["--model", "--frames", "--height", "--width", "--fold-cross-attention", "--json"]),
     ("train", ["--config", "--max-steps"]),
+    *[(task, ["--output", "--model", "--frames", "--seed", "--steps", "--sampler", "--guidance", "--height", "--width",
+              "--gif"]) for task in ("animate", "interpolate", "extend", "loop")],
+    ("eval", ["--task", "--model", "--clips", "--seed", "--steps", "--sampler", "--dataset", "--encoder", "--no-fd",
+              "--json"]),
 ])
 def test_every_option_is_explained(capsys, command, options):
     code, out, _ = run(capsys, command, "--help")
@@ -46,7 +51,8 @@ def test_every_option_is_explained(capsys, command, options):
 
 def test_top_level_help_lists_commands(capsys):
     code, out, _ = run(capsys, "--help")
-    assert code == 0 and all(command in out for command in ("generate", "flops", "train"))
+    assert code == 0 and all(command in out for command in ("generate", "flops", "train", "animate", "interpolate",
+                                                       "extend", "loop", "eval"))
 
 
 def test_generate_writes_mp4_and_png_frames(capsys, svd_folder, photo, tmp_path):
@@ -112,9 +118,11 @@ def test_flops_reproduces_mobilevd_table2(capsys, height, width, paper):
 
 
 def test_flops_text_and_folder(capsys, svd_folder):
-    code, out, _ = run(capsys, "flops", "--model", str(svd_folder[0]), "--frames", "4", "--height", "32",
-                       "--width", "48")
-    assert code == 0 and "TFLOPs per UNet evaluation" in out
+    args = ["flops", "--model", str(svd_folder[0]), "--frames", "4", "--height", "32", "--width", "48"]
+    code, out, _ = run(capsys, *args)
+    flops = json.loads(run(capsys, *args, "--json")[1])["flops"]
+    assert code == 0 and f"{flops / 1e9:.2f} GFLOPs per UNet evaluation" in out  # small models: GFLOPs
+    assert _flops_text(44_690_000_000_000) == "44.69 TFLOPs" and _flops_text(14_880_000_000) == "14.88 GFLOPs"
     code, _, err = run(capsys, "flops", "--model", "nope")
     assert code == 2 and "not a model folder" in err
 

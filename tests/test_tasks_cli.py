@@ -1,11 +1,14 @@
 """animate / interpolate / extend / loop / eval on tiny random native models: outputs, given frames kept
 unchanged, windows for long clips, and bad inputs (one line, exit code 2, no partial output)."""
+import json
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
 from lightvid.cli import main
+from lightvid.eval.evaluate import given_frames
 from lightvid.io import read_video, write_video
 from lightvid.pipelines.windows import continue_video
 from native_fixtures import save_tiny_native, tiny_native
@@ -118,11 +121,45 @@ def test_bad_input_one_line_exit_2_no_output(capsys, tmp_path, model, args, mess
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") or "tmp" in p.name]  # no temp leftovers
 
 
-def test_eval_reports_model_and_baselines(capsys, tmp_path):
-    model = save_tiny_native(tmp_path / "m", data_channels=1, patch=2, size=32, frames=4, dataset="moving_mnist")
-    code, out, err = run(capsys, "eval", "--model", model, "--task", "interpolate", "--clips", 2, "--no-fd",
+@pytest.fixture(scope="module")
+def mnist_model(tmp_path_factory):  # 1 channel, 32x32, window 6
+    return save_tiny_native(tmp_path_factory.mktemp("mnist") / "m", data_channels=1, patch=2, size=32, frames=6,
+                            dataset="moving_mnist")
+
+
+@pytest.mark.parametrize("task,rows", [
+    ("interpolate", ("model", "copy_nearest", "linear_blend", "farneback")),
+    ("keyframes", ("model", "copy_nearest", "linear_blend", "farneback")),
+    ("predict", ("model", "copy_nearest")),
+    ("animate", ("model", "copy_nearest")),
+    ("loop", ("model",)),
+])
+def test_eval_reports_model_and_baselines(capsys, tmp_path, mnist_model, task, rows):
+    code, out, err = run(capsys, "eval", "--model", mnist_model, "--task", task, "--clips", 2, "--no-fd",
                          "--json", tmp_path / "r.json")
     assert code == 0, err
-    for row in ("| model |", "| copy_nearest |", "| linear_blend |", "| farneback |"):
-        assert row in out
-    assert "mse_per_frame" in out and (tmp_path / "r.json").exists()
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert tuple(report["results"]) == rows and report["clips"] == 2
+    for method in rows:
+        assert f"| {method} |" in out
+        assert {"psnr", "ssim", "mse_per_frame"} <= set(report["results"][method])
+    assert ("seam_ratio" in report["results"]["model"]) == (task == "loop")
+
+
+def test_task_patterns():
+    assert given_frames("interpolate", 6).tolist() == [True, False, False, False, False, True]
+    assert given_frames("keyframes", 10).tolist() == [True, False, False, False, True, False, False, False, True, True]
+    assert given_frames("predict", 20).tolist() == [True] * 10 + [False] * 10
+    assert given_frames("animate", 3).tolist() == [True, False, False]
+
+
+def test_eval_fd_lightvid_with_an_encoder_file(capsys, tmp_path, mnist_model):
+    from lightvid.eval.video_encoder import VideoEncoder, VideoEncoderConfig
+    torch.manual_seed(0)
+    VideoEncoder(VideoEncoderConfig(channels=(8, 8, 16, 16), size=32)).save(tmp_path / "enc.safetensors")
+    code, _, err = run(capsys, "eval", "--model", mnist_model, "--task", "interpolate", "--clips", 3,
+                       "--encoder", tmp_path / "enc.safetensors", "--json", tmp_path / "r.json")
+    assert code == 0, err
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    fds = [results[m]["fd_lightvid"] for m in ("model", "copy_nearest", "linear_blend", "farneback")]
+    assert all(np.isfinite(fd) and fd >= 0 for fd in fds) and len(set(fds)) == 4

@@ -15,7 +15,7 @@ def generate(
                                "cover HEIGHTxWIDTH, aspect ratio kept, then center-cropped."),
     output: str = typer.Option(..., "-o", "--output", help="Output: .mp4 (H.264), .gif, .webm, or a folder "
                                "path ending in '/' for lossless PNG frames."),
-    frames: int | None = typer.Option(None, help="Frames to generate [default: the UNet's num_frames, 14 for SVD]."),
+    frames: int | None = typer.Option(None, help="Frames to generate (default: the UNet's num_frames, 14 for SVD)."),
     steps: int = typer.Option(25, help="Sampling steps (Euler, Karras schedule)."),
     seed: int = typer.Option(0, help="Random seed: the same seed and settings give the same video."),
     height: int = typer.Option(576, help="Output height in pixels (multiple of the VAE factor, 8 for SVD)."),
@@ -80,7 +80,7 @@ def flops(
                                    flops=report.flops, tflops=report.tflops, params=report.params)))
     else:
         typer.echo(f"{model}: {frames}x{height}x{width} (latent {report.latent_height}x{report.latent_width}): "
-                   f"{report.tflops:.2f} TFLOPs per UNet evaluation, {report.params:,} parameters")
+                   f"{_flops_text(report.flops)} per UNet evaluation, {report.params:,} parameters")
 
 
 @app.command()
@@ -99,3 +99,7 @@ def train(
 
     out = run_training(load_config(config), max_steps=max_steps)
     typer.echo(f"checkpoints in {out / 'checkpoints'}, model in {out / 'model'}")
+
+
+def _flops_text(flops: int) -> str:
+    return f"{flops / 1e12:.2f} TFLOPs" if flops >= 1e12 else f"{flops / 1e9:.2f} GFLOPs"

@@ -11,17 +11,17 @@ from .tasks import Model, Sampler, Steps
 
 @app.command("eval")
 def evaluate(
-    task: Annotated[str, typer.Option(help="interpolate (first+last given), predict (first half given), animate "
-                                      "(first frame given) or loop.")],
+    task: Annotated[str, typer.Option(help="interpolate (first+last given), keyframes (every 4th and the last "
+                                      "given), predict (first half given), animate (first frame given) or loop.")],
     model: Model = "photo",
     clips: Annotated[int, typer.Option(help="Held-out clips to evaluate (the first N of the test split).")] = 32,
     seed: Annotated[int, typer.Option(help="Seed of the model's sampling noise (clip i uses seed + i).")] = 0,
     steps: Steps = None,
     sampler: Sampler = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset whose test split is used [default: the one the "
-                                                "model was trained on, from its pipeline.json].")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Dataset whose test split is used (default: the one the "
+                                                "model was trained on, from its pipeline.json).")] = None,
     encoder: Annotated[Path | None, typer.Option(help="A lightvid video encoder (.safetensors) for the Fréchet "
-                                                 "distance [default: the bundled one for the dataset].")] = None,
+                                                 "distance (default: the bundled one for the dataset).")] = None,
     no_fd: Annotated[bool, typer.Option("--no-fd", help="Skip the Fréchet distance.")] = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
 ):

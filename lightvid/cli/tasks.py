@@ -14,12 +14,12 @@ Model = Annotated[str, typer.Option("--model", help="An embedded model (photo, m
 Output = Annotated[str, typer.Option("-o", "--output", help="Output: .mp4 (H.264), .gif, .webm, or a folder path "
                                      "ending in '/' for lossless PNG frames.")]
 Seed = Annotated[int, typer.Option(help="Random seed: the same seed and settings give the same video.")]
-Steps = Annotated[int | None, typer.Option(help="Sampling steps [default: the model's, 25 for the defaults].")]
-Sampler = Annotated[str | None, typer.Option(help="euler, euler_ancestral, heun or dpmpp_2m [default: the "
-                                             "model's, heun].")]
+Steps = Annotated[int | None, typer.Option(help="Sampling steps (default: the model's, 25 for the defaults).")]
+Sampler = Annotated[str | None, typer.Option(help="euler, euler_ancestral, heun or dpmpp_2m (default: the "
+                                             "model's, heun).")]
 Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale; 1 = off (one model call per step).")]
 Gif = Annotated[bool, typer.Option("--gif", help="Also write a GIF preview next to the output.")]
-Size = Annotated[int | None, typer.Option(help="Frame size in pixels [default: the model's, 128 for photo]; "
+Size = Annotated[int | None, typer.Option(help="Frame size in pixels (default: the model's, 128 for photo); "
                                           "a multiple of the model's patch size.")]
 
 
@@ -66,9 +66,10 @@ def _check_output(output: str) -> None:
 
 
 @app.command()
-def animate(image: Path, output: Output, model: Model = "photo",
-            frames: Annotated[int | None, typer.Option(help="Frames in the video, the image included [default: "
-                                                       "the model's window, 16 for photo]; longer videos are "
+def animate(image: Annotated[Path, typer.Argument(help="The photo to animate (any image file, any size).")],
+            output: Output, model: Model = "photo",
+            frames: Annotated[int | None, typer.Option(help="Frames in the video, the image included (default: "
+                                                       "the model's window, 16 for photo); longer videos are "
                                                        "made one window at a time.")] = None,
             seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
             height: Size = None, width: Size = None, gif: Gif = False):
@@ -84,9 +85,11 @@ def animate(image: Path, output: Output, model: Model = "photo",
 
 
 @app.command()
-def interpolate(first: Path, last: Path, output: Output, model: Model = "photo",
+def interpolate(first: Annotated[Path, typer.Argument(help="The first frame (an image file).")],
+                last: Annotated[Path, typer.Argument(help="The last frame (an image file).")],
+                output: Output, model: Model = "photo",
                 frames: Annotated[int | None, typer.Option(help="Frames in the video, FIRST and LAST included "
-                                                           "[default: the model's window].")] = None,
+                                                           "(default: the model's window).")] = None,
                 seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
                 height: Size = None, width: Size = None, gif: Gif = False):
     """In-between frames from FIRST to LAST (FIRST is frame 0, LAST the final frame)."""
@@ -102,9 +105,10 @@ def interpolate(first: Path, last: Path, output: Output, model: Model = "photo",
 
 
 @app.command()
-def extend(video: Path, output: Output, model: Model = "photo",
-           frames: Annotated[int | None, typer.Option(help="New frames to add after the video [default: half "
-                                                      "the model's window].")] = None,
+def extend(video: Annotated[Path, typer.Argument(help="A video file (mp4, webm, gif, ...) or a folder of frames.")],
+           output: Output, model: Model = "photo",
+           frames: Annotated[int | None, typer.Option(help="New frames to add after the video (default: half "
+                                                      "the model's window).")] = None,
            seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
            height: Size = None, width: Size = None, gif: Gif = False):
     """Continue VIDEO (a video file or a folder of frames): the output is VIDEO, resampled to the model's frame
@@ -122,9 +126,10 @@ def extend(video: Path, output: Output, model: Model = "photo",
 
 
 @app.command()
-def loop(image: Path, output: Output, model: Model = "photo",
-         frames: Annotated[int | None, typer.Option(help="Frames in one period of the loop [default: the model's "
-                                                    "window - 1].")] = None,
+def loop(image: Annotated[Path, typer.Argument(help="The first frame of the loop (an image file).")],
+         output: Output, model: Model = "photo",
+         frames: Annotated[int | None, typer.Option(help="Frames in one period of the loop (default: the model's "
+                                                    "window - 1).")] = None,
          seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
          height: Size = None, width: Size = None, gif: Gif = False):
     """A seamless loop starting at IMAGE: played on repeat, the last frame leads back to the first.

@@ -2,6 +2,7 @@
 
 For each held-out clip (window = the model's num_frames), a task fixes which frames are given:
     interpolate   first and last frame given, the frames between generated
+    keyframes     every KEYFRAME_STRIDE-th frame and the last given, the frames between generated (x4 slow motion)
     predict       the first half given, the second half generated (Moving MNIST 10 -> 10)
     animate       the first frame given (image-to-video)
     loop          the first frame given at both ends of a window of num_frames (the seam is measured)
@@ -27,9 +28,11 @@ from lightvid.tasks import FrameSpec, loop
 from .baselines import BASELINES
 from .metrics import loop_seam, mnist_frame_mse, psnr, ssim
 
-TASKS = ("interpolate", "predict", "animate", "loop")
+TASKS = ("interpolate", "keyframes", "predict", "animate", "loop")
+KEYFRAME_STRIDE = 4
 # which baselines can fill each task's frames from its given frames (Farneback needs frames on both sides)
-TASK_BASELINES = {"interpolate": ("copy_nearest", "linear_blend", "farneback"), "predict": ("copy_nearest",),
+TASK_BASELINES = {"interpolate": ("copy_nearest", "linear_blend", "farneback"),
+                  "keyframes": ("copy_nearest", "linear_blend", "farneback"), "predict": ("copy_nearest",),
                   "animate": ("copy_nearest",), "loop": ()}
 
 
@@ -57,6 +60,8 @@ def given_frames(task: str, num_frames: int) -> torch.Tensor:
     given = torch.zeros(num_frames, dtype=torch.bool)
     if task == "interpolate":
         given[0] = given[-1] = True
+    elif task == "keyframes":
+        given[::KEYFRAME_STRIDE] = given[-1] = True
     elif task == "predict":
         given[: num_frames // 2] = True
     elif task in ("animate", "loop"):
