@@ -24,4 +24,4 @@ demo: $(STAMP)
 	@echo "the video is in demo/rocket.mp4 (GIF preview: demo/rocket.gif)"
 
 clean:
-	rm -rf $(VENV) build *.egg-info
+	rm -rf $(VENV) build *.egg-info demo

@@ -1,19 +1,20 @@
 """Copy a trained model into the package as an embedded default, weights stored in bfloat16.
 
-    python bench/ship_model.py runs/photo/model photo
+    python bench/ship_model.py MODEL_FOLDER NAME       e.g. runs/photo/model photo
 
 bf16 storage halves the size (the shipped limit is 25 MB per model); weights are loaded back as float32, so
 the shipped model is the trained EMA model rounded to bf16 — the one `lightvid eval` measures.
 """
 import argparse
-import json
 from pathlib import Path
 
 import torch
 
 from lightvid.io import atomic_dir
-from lightvid.pipelines.native import PIPELINE_FILE, NativePipeline
+from lightvid.pipelines.native import NativePipeline
 from lightvid.weights import EMBEDDED, WEIGHTS_DIR
+
+MAX_SHIPPED_BYTES = 25_000_000  # per embedded model folder
 
 
 def main() -> None:
@@ -22,17 +23,19 @@ def main() -> None:
     parser.add_argument("name", choices=EMBEDDED)
     args = parser.parse_args()
     pipe = NativePipeline.from_pretrained(args.model)
-    facts = json.loads((args.model / PIPELINE_FILE).read_text())
-    extra = {k: v for k, v in facts.items() if k in ("trained_steps", "dataset")}
+    if "dataset" not in pipe.facts:
+        raise SystemExit(f"{args.model}: pipeline.json does not name its dataset (lightvid eval needs it)")
     pipe.unet.to(torch.bfloat16)
     card = WEIGHTS_DIR / args.name / "MODEL_CARD.md"
     card_text = card.read_text() if card.exists() else None
     with atomic_dir(WEIGHTS_DIR / args.name, overwrite=True) as tmp:
-        pipe.save_pretrained(tmp, extra=extra)
+        pipe.save_pretrained(tmp)
         if card_text is not None:
             (Path(tmp) / "MODEL_CARD.md").write_text(card_text)
     size = sum(f.stat().st_size for f in (WEIGHTS_DIR / args.name).iterdir())
     print(f"shipped {args.model} as {args.name}: {size / 1e6:.1f} MB in {WEIGHTS_DIR / args.name}")
+    if size > MAX_SHIPPED_BYTES:
+        raise SystemExit(f"{args.name} is {size / 1e6:.1f} MB: over the {MAX_SHIPPED_BYTES / 1e6:.0f} MB limit")
 
 
 if __name__ == "__main__":

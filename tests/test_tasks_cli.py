@@ -1,6 +1,7 @@
 """animate / interpolate / extend / loop / eval on tiny random native models: outputs, given frames kept
 unchanged, windows for long clips, and bad inputs (one line, exit code 2, no partial output)."""
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -47,7 +48,8 @@ def test_animate_keeps_the_image_and_makes_long_videos_in_windows(capsys, tmp_pa
     frames = png_frames(tmp_path / "out")
     assert frames.shape == (12, 16, 16, 3)
     assert np.array_equal(frames[0], resized(image))  # any input size: resized to cover, center-cropped
-    assert "window 3" in err  # 12 frames with a 5-frame window: 1+4, then 2 windows of 3+2 and 3+2 ... at least 3
+    # 12 frames with a 5-frame window: 1 given + 4 new, 2 + 3, 2 + 3, then 4 + 1 (the last window keeps its length)
+    assert "window 4: 4 frames given, 1 new (12/12)" in err
 
 
 def test_continue_video_keeps_given_frames_and_is_seeded():
@@ -74,6 +76,10 @@ def test_interpolate_extend_loop(capsys, tmp_path, model):
     assert code == 0, err
     video, fps = read_video(tmp_path / "e.mp4")
     assert video.shape[0] == 13 and fps == 8 and (tmp_path / "e.gif").exists()
+    code, _, err = run(capsys, "extend", tmp_path / "clip", "-o", f"{tmp_path}/e/", "--model", model, "--frames", 3)
+    assert code == 0, err
+    extended = png_frames(tmp_path / "e")
+    assert len(extended) == 9 and np.array_equal(extended[:6], png_frames(tmp_path / "clip"))  # given: unchanged
 
     code, out, err = run(capsys, "loop", first, "-o", f"{tmp_path}/l/", "--model", model)
     assert code == 0, err
@@ -91,24 +97,35 @@ def test_same_seed_same_video_other_seed_other_video(capsys, tmp_path, model):
 @pytest.mark.parametrize("args,message", [
     (["animate", "{missing}", "-o", "{out}"], "no such file"),
     (["animate", "{tiny_image}", "-o", "{out}"], "at least 8x8"),
-    (["animate", "{image}", "-o", "{out}", "--frames", "10000"], "1024"),
+    (["animate", "{image}", "-o", "{out}", "--frames", "10000"], "--frames must be in [2, 1024] for animate"),
+    (["animate", "{image}", "-o", "{out}", "--frames", "0"], "--frames must be in [2, 1024]"),
     (["animate", "{image}", "-o", "{out}", "--steps", "0"], "--steps"),
+    (["animate", "{image}", "-o", "{out}", "--seed", str(2**70)], "--seed must be in [0, 2^63)"),
+    (["animate", "{image}", "-o", "{out}", "--guidance", "nan"], "--guidance must be a finite number"),
     (["animate", "{image}", "-o", "{out}", "--sampler", "magic"], "magic"),
     (["animate", "{image}", "-o", "{out}", "--height", "15"], "multiples of 2"),
+    (["animate", "{image}", "-o", "{out}", "--height", "0"], "--height must be a positive integer"),
     (["animate", "{image}", "-o", "{out}", "--model", "nonexistent"], "not an embedded model"),
-    (["interpolate", "{image}", "{image}", "-o", "{out}", "--frames", "10000"], "[1, 1024], got 10000"),
-    (["interpolate", "{image}", "{image}", "-o", "{out}", "--frames", "6"], "at most 5 frames"),
-    (["interpolate", "{image}", "{image}", "-o", "{out}", "--frames", "2"], "num_frames >= 3"),
+    (["animate", "{image}", "-o", "{out}", "--model", "{broken_model}"], "not a valid pipeline file"),
+    (["interpolate", "{image}", "{image}", "-o", "{out}", "--frames", "10000"], "--frames must be in [3, 5]"),
+    (["interpolate", "{image}", "{image}", "-o", "{out}", "--frames", "6"], "its window is 5 frames"),
+    (["interpolate", "{image}", "{image}", "-o", "{out}", "--frames", "2"], "--frames must be in [3, 5]"),
     (["extend", "{corrupt}", "-o", "{out}"], "corrupt"),
     (["extend", "{missing}", "-o", "{out}"], "no such file"),
-    (["loop", "{image}", "-o", "{out}", "--frames", "10000"], "[2, 1023], got 10000"),
-    (["loop", "{image}", "-o", "{out}", "--frames", "5"], "at most 5 frames"),
+    (["extend", "{corrupt}", "-o", "{out}", "--frames", "10000"], "--frames must be in [1, 1023]"),
+    (["loop", "{image}", "-o", "{out}", "--frames", "10000"], "--frames must be in [3, 4] for a loop"),
+    (["loop", "{image}", "-o", "{out}", "--frames", "2"], "--frames must be in [3, 4] for a loop"),
     (["animate", "{image}", "-o", "{tmp}/out.xyz"], "xyz"),
     (["eval", "--task", "dance", "--model", "{model}"], "dance"),
+    (["eval", "--task", "animate", "--model", "{mnist_model}", "--clips", "1"], "--clips must be in [2, 1000]"),
+    (["eval", "--task", "animate", "--model", "{mnist_model}", "--json", "{tmp}/r/"], "ending in .json"),
 ])
-def test_bad_input_one_line_exit_2_no_output(capsys, tmp_path, model, args, message):
+def test_bad_input_one_line_exit_2_no_output(capsys, tmp_path, model, mnist_model, args, message):
     paths = {"missing": tmp_path / "missing.png", "tiny_image": picture(tmp_path / "tiny.png", 1, 1),
-             "image": picture(tmp_path / "in.png"), "out": tmp_path / "out.mp4", "tmp": tmp_path, "model": model}
+             "image": picture(tmp_path / "in.png"), "out": tmp_path / "out.mp4", "tmp": tmp_path, "model": model,
+             "mnist_model": mnist_model, "broken_model": tmp_path / "broken"}
+    shutil.copytree(model, tmp_path / "broken")
+    (tmp_path / "broken" / "pipeline.json").write_text("{not json")
     (tmp_path / "corrupt.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(range(256)) * 4)
     paths["corrupt"] = tmp_path / "corrupt.mp4"
     args = [a.format(**paths) for a in args]
@@ -119,6 +136,7 @@ def test_bad_input_one_line_exit_2_no_output(capsys, tmp_path, model, args, mess
     assert message in err, err
     assert not (tmp_path / "out.mp4").exists() and not list(tmp_path.glob("*.gif"))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".") or "tmp" in p.name]  # no temp leftovers
+    assert not (tmp_path / "r").exists()
 
 
 @pytest.fixture(scope="module")
@@ -132,7 +150,7 @@ def mnist_model(tmp_path_factory):  # 1 channel, 32x32, window 6
     ("keyframes", ("model", "copy_nearest", "linear_blend", "farneback")),
     ("predict", ("model", "copy_nearest")),
     ("animate", ("model", "copy_nearest")),
-    ("loop", ("model",)),
+    ("loop", ("model", "copy_nearest")),
 ])
 def test_eval_reports_model_and_baselines(capsys, tmp_path, mnist_model, task, rows):
     code, out, err = run(capsys, "eval", "--model", mnist_model, "--task", task, "--clips", 2, "--no-fd",
@@ -143,7 +161,17 @@ def test_eval_reports_model_and_baselines(capsys, tmp_path, mnist_model, task, r
     for method in rows:
         assert f"| {method} |" in out
         assert {"psnr", "ssim", "mse_per_frame"} <= set(report["results"][method])
-    assert ("seam_ratio" in report["results"]["model"]) == (task == "loop")
+        assert ("seam_ratio" in report["results"][method]) == (task == "loop")
+
+
+def test_eval_on_rgb_camera_motion(capsys, tmp_path):
+    model = save_tiny_native(tmp_path / "m", data_channels=3, patch=2, size=32, frames=5, dataset="camera_motion")
+    code, _, err = run(capsys, "eval", "--model", model, "--task", "keyframes", "--clips", 2, "--no-fd",
+                         "--json", tmp_path / "r.json")
+    assert code == 0, err
+    results = json.loads((tmp_path / "r.json").read_text())["results"]
+    assert set(results) == {"model", "copy_nearest", "linear_blend", "farneback"}
+    assert "mse_per_frame" not in results["model"] and 0 < results["farneback"]["psnr"] < 100
 
 
 def test_task_patterns():

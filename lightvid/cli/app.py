@@ -16,8 +16,9 @@ def check_positive(**values):
             raise LightvidError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
 
 
-def as_list(x):
-    return x if isinstance(x, (list, tuple)) else [x]
+def check_seed(seed: int) -> None:
+    if not 0 <= seed < 2**63:
+        raise LightvidError(f"--seed must be in [0, 2^63), got {seed}")
 
 
 def main(argv=None) -> int:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import typer
 
-from .app import app, as_list, check_positive
+from .app import app, check_positive, check_seed
 
 
 @app.command()
@@ -42,6 +42,7 @@ def generate(
 
     check_output_path(output)
     check_positive(steps=steps, height=height, width=width, fps=fps)
+    check_seed(seed)
     if decode_chunk is not None:
         check_positive(decode_chunk=decode_chunk)
     picture = pil_to_tensor(resize_and_crop(load_image(image), height, width))
@@ -52,7 +53,7 @@ def generate(
     settings = SVDSettings(steps=steps, min_guidance=min_guidance, max_guidance=max_guidance,
                            motion_bucket_id=motion_bucket, noise_aug_strength=noise_aug, decode_chunk_size=decode_chunk)
     video = pipe(spec, settings, generator=torch.Generator().manual_seed(seed))
-    for path in as_list(write_video(video, output, fps=fps, gif_preview=gif)):
+    for path in write_video(video, output, fps=fps, gif_preview=gif):
         typer.echo(f"wrote {path}")
 
 

@@ -1,12 +1,11 @@
 """`lightvid eval`: a model against ground truth and baselines on its dataset's held-out clips."""
-import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from .app import app, check_positive
-from .tasks import Model, Sampler, Steps
+from .tasks import Model, Sampler, Steps, sampling_args
 
 
 @app.command("eval")
@@ -18,38 +17,50 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the model's sampling noise (clip i uses seed + i).")] = 0,
     steps: Steps = None,
     sampler: Sampler = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset whose test split is used (default: the one the "
-                                                "model was trained on, from its pipeline.json).")] = None,
-    encoder: Annotated[Path | None, typer.Option(help="A lightvid video encoder (.safetensors) for the Fréchet "
-                                                 "distance (default: the bundled one for the dataset).")] = None,
-    no_fd: Annotated[bool, typer.Option("--no-fd", help="Skip the Fréchet distance.")] = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Also write the report as JSON here.")] = None,
+    dataset: Annotated[str | None, typer.Option(help="moving_mnist or camera_motion: whose test split is used "
+                                                "(default: the model's training dataset, from pipeline.json).")] = None,
+    encoder: Annotated[Path | None, typer.Option(help="A lightvid video encoder (.safetensors) for FD-lightvid "
+                                                 "(default: the bundled one for the dataset).")] = None,
+    no_fd: Annotated[bool, typer.Option("--no-fd", help="Skip FD-lightvid.")] = False,
+    i3d: Annotated[Path | None, typer.Option(help="A Kinetics-400 I3D network (.safetensors, see lightvid.eval.i3d) "
+                                             "for FVD; none is bundled.")] = None,
+    json_out: Annotated[str | None, typer.Option("--json", help="Also write the report to this .json file.")] = None,
 ):
     """PSNR / SSIM (and Moving MNIST MSE per frame) on the generated frames, beside copy-nearest, linear-blend and
     Farneback-flow baselines computed in the same run; the Fréchet distance in lightvid's own video encoder
-    features (FD-lightvid, not FVD); median seconds per clip."""
+    features (FD-lightvid, not FVD), FVD with --i3d; median seconds per clip."""
     from lightvid.errors import LightvidError
     from lightvid.eval.evaluate import TASKS, save_report
     from lightvid.eval.evaluate import evaluate as run_eval
-    from lightvid.pipelines.native import PIPELINE_FILE, NativePipeline
+    from lightvid.pipelines.native import NativePipeline
     from lightvid.weights import WEIGHTS_DIR, model_folder
 
     if task not in TASKS:
         raise LightvidError(f"unknown --task {task!r}; accepted: {', '.join(TASKS)}")
     check_positive(clips=clips)
-    folder = model_folder(model)
-    pipe = NativePipeline.from_pretrained(folder)
-    dataset = dataset or json.loads((folder / PIPELINE_FILE).read_text()).get("dataset")
+    sampling_args(seed + clips - 1, steps, sampler)  # validates --seed (every clip's), --steps, --sampler
+    if json_out is not None and not json_out.endswith(".json"):
+        raise LightvidError(f"--json {json_out}: expected a file path ending in .json")
+    if no_fd and encoder is not None:
+        raise LightvidError("--encoder and --no-fd contradict each other; pass one")
+    pipe = NativePipeline.from_pretrained(model_folder(model))
+    dataset = dataset or pipe.facts.get("dataset")
     if dataset is None:
-        raise LightvidError(f"{folder}: the model does not say which dataset it was trained on; pass --dataset")
+        raise LightvidError(f"{model}: the model does not say which dataset it was trained on; pass --dataset")
     video_encoder = None
     if not no_fd:
         from lightvid.eval.video_encoder import VideoEncoder
         bundled = WEIGHTS_DIR / "encoders" / f"{dataset}.safetensors"
-        if encoder is not None or bundled.exists():
-            video_encoder = VideoEncoder.load(encoder or bundled)
+        if encoder is None and not bundled.exists():
+            raise LightvidError(f"no bundled video encoder for {dataset!r}: pass --encoder FILE "
+                                "(bench/train_video_encoder.py trains one) or --no-fd")
+        video_encoder = VideoEncoder.load(encoder or bundled)
+    i3d_model = None
+    if i3d is not None:
+        from lightvid.eval.i3d import load_i3d
+        i3d_model = load_i3d(i3d)
     report = run_eval(pipe, dataset, task, clips=clips, seed=seed, steps=steps, sampler=sampler,
-                      encoder=video_encoder, model_name=str(model))
+                      encoder=video_encoder, i3d=i3d_model, model_name=str(model))
     typer.echo(f"{model} · {task} · {dataset} test split · {clips} clips · {report.steps} steps · "
                f"{report.seconds_per_clip:.2f} s per clip (median)")
     typer.echo(report.table())

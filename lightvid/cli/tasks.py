@@ -2,12 +2,15 @@
 `photo`). Inputs of any size are resized to cover the model's frame size (aspect ratio kept) and center-cropped;
 the given frames appear in the output unchanged.
 """
+import math
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .app import app, as_list, check_positive
+from lightvid.errors import LightvidError
+
+from .app import app, check_positive, check_seed
 
 Model = Annotated[str, typer.Option("--model", help="An embedded model (photo, mnist) or a native model folder "
                                     "(e.g. runs/NAME/model from `lightvid train`).")]
@@ -19,23 +22,49 @@ Sampler = Annotated[str | None, typer.Option(help="euler, euler_ancestral, heun 
                                              "model's, heun).")]
 Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale; 1 = off (one model call per step).")]
 Gif = Annotated[bool, typer.Option("--gif", help="Also write a GIF preview next to the output.")]
-Size = Annotated[int | None, typer.Option(help="Frame size in pixels (default: the model's, 128 for photo); "
-                                          "a multiple of the model's patch size.")]
+Height = Annotated[int | None, typer.Option(help="Frame height in pixels (default: the model's, 128 for photo); "
+                                            "a multiple of the model's patch size.")]
+Width = Annotated[int | None, typer.Option(help="Frame width in pixels (default: the model's, 128 for photo); "
+                                           "a multiple of the model's patch size.")]
 
 
-def _pipeline(model: str, height: int | None, width: int | None):
-    """The model's pipeline and the output (height, width)."""
+def sampling_args(seed: int, steps: int | None, sampler: str | None, guidance: float = 1.0) -> dict:
+    """The pipeline's sampling keywords, every value checked before any work starts."""
+    import torch
+
+    from lightvid.diffusion import get_sampler
+    check_seed(seed)
+    if steps is not None:
+        check_positive(steps=steps)
+    if sampler is not None:
+        get_sampler(sampler)  # a clear error for an unknown name
+    if not math.isfinite(guidance):
+        raise LightvidError(f"--guidance must be a finite number, got {guidance}")
+    return dict(steps=steps, sampler=sampler, guidance=guidance, generator=torch.Generator().manual_seed(seed))
+
+
+def _setup(output: str, model: str, height: int | None, width: int | None, **sampling):
+    """Check the output path and the options, load the model: (pipeline, height, width, sampling keywords)."""
+    from lightvid.io import check_output_path
     from lightvid.pipelines.native import NativePipeline
     from lightvid.weights import model_folder
 
+    check_output_path(output)
+    args = sampling_args(**sampling)
     pipe = NativePipeline.from_pretrained(model_folder(model))
     s = pipe.settings
-    height, width = height or s.height, width or s.width
+    height, width = height if height is not None else s.height, width if width is not None else s.width
     check_positive(height=height, width=width)
     if height % s.patch or width % s.patch:
-        from lightvid.errors import LightvidError
         raise LightvidError(f"--height/--width must be multiples of {s.patch} for this model, got {height}x{width}")
-    return pipe, height, width
+    return pipe, height, width, args
+
+
+def _frames(value: int | None, default: int, low: int, high: int, what: str) -> int:
+    frames = value if value is not None else default
+    if not low <= frames <= high:
+        raise LightvidError(f"--frames must be in [{low}, {high}] for {what}, got {frames}")
+    return frames
 
 
 def _picture(path: Path, height: int, width: int):
@@ -43,26 +72,10 @@ def _picture(path: Path, height: int, width: int):
     return pil_to_tensor(resize_and_crop(load_image(path), height, width))
 
 
-def _sample_args(seed: int, steps: int | None, sampler: str | None, guidance: float) -> dict:
-    import torch
-
-    from lightvid.diffusion import get_sampler
-    if steps is not None:
-        check_positive(steps=steps)
-    if sampler is not None:
-        get_sampler(sampler)  # a clear error for an unknown name, before any work
-    return dict(steps=steps, sampler=sampler, guidance=guidance, generator=torch.Generator().manual_seed(seed))
-
-
 def _write(video, output: str, fps: float, gif: bool) -> None:
     from lightvid.io import write_video
-    for path in as_list(write_video(video, output, fps=fps, gif_preview=gif)):
+    for path in write_video(video, output, fps=fps, gif_preview=gif):
         typer.echo(f"wrote {path}")
-
-
-def _check_output(output: str) -> None:
-    from lightvid.io import check_output_path
-    check_output_path(output)
 
 
 @app.command()
@@ -70,17 +83,17 @@ def animate(image: Annotated[Path, typer.Argument(help="The photo to animate (an
             output: Output, model: Model = "photo",
             frames: Annotated[int | None, typer.Option(help="Frames in the video, the image included (default: "
                                                        "the model's window, 16 for photo); longer videos are "
-                                                       "made one window at a time.")] = None,
+                                                       "made one window at a time, up to 1024 frames.")] = None,
             seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
-            height: Size = None, width: Size = None, gif: Gif = False):
+            height: Height = None, width: Width = None, gif: Gif = False):
     """Animate IMAGE: it is the first frame; the model makes the motion that follows."""
     from lightvid.pipelines.windows import continue_video
+    from lightvid.tasks.framespec import MAX_FRAMES
 
-    _check_output(output)
-    args = _sample_args(seed, steps, sampler, guidance)
-    pipe, h, w = _pipeline(model, height, width)
-    picture = _picture(image, h, w)
-    video = continue_video(pipe, picture[None], frames or pipe.settings.num_frames, pipe.settings.fps, **args)
+    pipe, h, w, args = _setup(output, model, height, width, seed=seed, steps=steps, sampler=sampler,
+                              guidance=guidance)
+    total = _frames(frames, pipe.settings.num_frames, 2, MAX_FRAMES, "animate")
+    video = continue_video(pipe, _picture(image, h, w)[None], total, pipe.settings.fps, **args)
     _write(video, output, pipe.settings.fps, gif)
 
 
@@ -88,63 +101,64 @@ def animate(image: Annotated[Path, typer.Argument(help="The photo to animate (an
 def interpolate(first: Annotated[Path, typer.Argument(help="The first frame (an image file).")],
                 last: Annotated[Path, typer.Argument(help="The last frame (an image file).")],
                 output: Output, model: Model = "photo",
-                frames: Annotated[int | None, typer.Option(help="Frames in the video, FIRST and LAST included "
-                                                           "(default: the model's window).")] = None,
+                frames: Annotated[int | None, typer.Option(help="Frames in the video, FIRST and LAST included: 3 "
+                                                           "up to the model's window (the default).")] = None,
                 seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
-                height: Size = None, width: Size = None, gif: Gif = False):
+                height: Height = None, width: Width = None, gif: Gif = False):
     """In-between frames from FIRST to LAST (FIRST is frame 0, LAST the final frame)."""
-    from lightvid.pipelines.windows import run_spec
     from lightvid.tasks import interpolate as interpolation
 
-    _check_output(output)
-    args = _sample_args(seed, steps, sampler, guidance)
-    pipe, h, w = _pipeline(model, height, width)
-    spec = interpolation(_picture(first, h, w), _picture(last, h, w), frames or pipe.settings.num_frames,
-                         pipe.settings.fps)
-    _write(run_spec(pipe, spec, **args), output, pipe.settings.fps, gif)
+    pipe, h, w, args = _setup(output, model, height, width, seed=seed, steps=steps, sampler=sampler,
+                              guidance=guidance)
+    window = pipe.settings.num_frames
+    total = _frames(frames, window, 3, window, f"interpolation with this model (its window is {window} frames)")
+    spec = interpolation(_picture(first, h, w), _picture(last, h, w), total, pipe.settings.fps)
+    _write(pipe(spec, **args), output, pipe.settings.fps, gif)
 
 
 @app.command()
 def extend(video: Annotated[Path, typer.Argument(help="A video file (mp4, webm, gif, ...) or a folder of frames.")],
            output: Output, model: Model = "photo",
            frames: Annotated[int | None, typer.Option(help="New frames to add after the video (default: half "
-                                                      "the model's window).")] = None,
+                                                      "the model's window); video + new frames <= 1024.")] = None,
            seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
-           height: Size = None, width: Size = None, gif: Gif = False):
+           height: Height = None, width: Width = None, gif: Gif = False):
     """Continue VIDEO (a video file or a folder of frames): the output is VIDEO, resampled to the model's frame
     rate and size, followed by the new frames."""
     from lightvid.io import read_video
     from lightvid.pipelines.windows import continue_video
+    from lightvid.tasks.framespec import MAX_FRAMES
 
-    _check_output(output)
-    args = _sample_args(seed, steps, sampler, guidance)
-    pipe, h, w = _pipeline(model, height, width)
-    new = frames if frames is not None else pipe.settings.num_frames // 2
-    check_positive(frames=new)
+    pipe, h, w, args = _setup(output, model, height, width, seed=seed, steps=steps, sampler=sampler,
+                              guidance=guidance)
+    new = _frames(frames, pipe.settings.num_frames // 2, 1, MAX_FRAMES - 1, "extend")
     clip, _ = read_video(video, fps=pipe.settings.fps, size=(h, w))
+    if clip.shape[0] + new > MAX_FRAMES:
+        raise LightvidError(f"{video} has {clip.shape[0]} frames at {pipe.settings.fps:g} fps; with --frames {new} "
+                            f"the result would have {clip.shape[0] + new}, more than {MAX_FRAMES}")
     _write(continue_video(pipe, clip, clip.shape[0] + new, pipe.settings.fps, **args), output, pipe.settings.fps, gif)
 
 
 @app.command()
 def loop(image: Annotated[Path, typer.Argument(help="The first frame of the loop (an image file).")],
          output: Output, model: Model = "photo",
-         frames: Annotated[int | None, typer.Option(help="Frames in one period of the loop (default: the model's "
-                                                    "window - 1).")] = None,
+         frames: Annotated[int | None, typer.Option(help="Frames in one period of the loop: 3 up to the model's "
+                                                    "window - 1 (the default).")] = None,
          seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
-         height: Size = None, width: Size = None, gif: Gif = False):
+         height: Height = None, width: Width = None, gif: Gif = False):
     """A seamless loop starting at IMAGE: played on repeat, the last frame leads back to the first.
 
     Prints the seam measure: the jump from the last frame back to the first beside the median frame-to-frame step.
     """
     from lightvid.eval.metrics import loop_seam
-    from lightvid.pipelines.windows import run_spec
     from lightvid.tasks import loop as looping
 
-    _check_output(output)
-    args = _sample_args(seed, steps, sampler, guidance)
-    pipe, h, w = _pipeline(model, height, width)
-    spec = looping(_picture(image, h, w), frames or pipe.settings.num_frames - 1, pipe.settings.fps)
-    video = run_spec(pipe, spec, **args)
+    pipe, h, w, args = _setup(output, model, height, width, seed=seed, steps=steps, sampler=sampler,
+                              guidance=guidance)
+    window = pipe.settings.num_frames
+    period = _frames(frames, window - 1, 3, window - 1, f"a loop with this model (its window is {window} frames, "
+                     "one of them the repeated first frame)")
+    video = pipe(looping(_picture(image, h, w), period, pipe.settings.fps), **args)
     seam = loop_seam(video)
     typer.echo(f"loop seam: last->first step {seam['seam']:.4f}, median step {seam['median_step']:.4f}, "
                f"max step {seam['max_step']:.4f} (ratio {seam['ratio']:.2f})")

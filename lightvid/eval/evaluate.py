@@ -5,13 +5,14 @@ For each held-out clip (window = the model's num_frames), a task fixes which fra
     keyframes     every KEYFRAME_STRIDE-th frame and the last given, the frames between generated (x4 slow motion)
     predict       the first half given, the second half generated (Moving MNIST 10 -> 10)
     animate       the first frame given (image-to-video)
-    loop          the first frame given at both ends of a window of num_frames (the seam is measured)
+    loop          the first frame given at both ends of a window of num_frames: a loop of num_frames - 1 frames;
+                  its seam is measured (PSNR/SSIM against the real clip say little here: a real clip is no loop)
 The model fills the other frames; so do the baselines (copy-nearest, linear blend, OpenCV Farneback flow) from
 the same given frames, in the same run. Metrics on the generated frames only: PSNR and SSIM (and Moving MNIST's
-per-frame MSE), plus the Fréchet distance of whole clips to 256 real test clips in the features of lightvid's own
-video encoder when one is supplied (FD-lightvid; it is not FVD, whose I3D network is not bundled). With tens of
-generated clips and 256-d features the distance is biased upwards: it ranks methods evaluated on the same clips,
-it is not an absolute number.
+per-frame MSE), plus the Fréchet distance of whole clips to 256 real test clips in the features of lightvid's
+own video encoder when one is supplied (FD-lightvid; it is not FVD), and FVD itself when the user supplies an
+I3D network (lightvid bundles none). With tens of generated clips and 256-d features the distance is biased
+upwards: it ranks methods evaluated on the same clips; it is not an absolute number.
 """
 import json
 import statistics
@@ -36,7 +37,7 @@ FD_REFERENCE_CLIPS = 256  # real test clips for the Fréchet distance's referenc
 # which baselines can fill each task's frames from its given frames (Farneback needs frames on both sides)
 TASK_BASELINES = {"interpolate": ("copy_nearest", "linear_blend", "farneback"),
                   "keyframes": ("copy_nearest", "linear_blend", "farneback"), "predict": ("copy_nearest",),
-                  "animate": ("copy_nearest",), "loop": ()}
+                  "animate": ("copy_nearest",), "loop": ("copy_nearest",)}  # copy_nearest: a still video
 
 
 @dataclass
@@ -59,7 +60,7 @@ class EvalReport:
 
 
 def given_frames(task: str, num_frames: int) -> torch.Tensor:
-    """(F,) bool: the frames a task gives, for a window of `num_frames` (loop: see `loop_spec`)."""
+    """(F,) bool: the frames a task gives in a window of `num_frames` (for 'loop', see `task_spec`)."""
     given = torch.zeros(num_frames, dtype=torch.bool)
     if task == "interpolate":
         given[0] = given[-1] = True
@@ -82,64 +83,75 @@ def task_spec(task: str, clip: torch.Tensor, fps: float) -> FrameSpec:
     return FrameSpec(clip.shape[0], fps, {int(i): clip[i] for i in torch.nonzero(given).flatten()})
 
 
-def _scores(pred: torch.Tensor, real: torch.Tensor, generated: torch.Tensor, mnist: bool) -> dict:
-    """Per-clip metrics on the generated frames. pred, real: (F, C, H, W) in [-1, 1]; generated: (F,) bool."""
+def _scores(pred: torch.Tensor, real: torch.Tensor, generated: torch.Tensor, mnist: bool, seam: bool) -> dict:
+    """Per-clip metrics on the generated frames. pred, real: (F, C, H, W) in [-1, 1]; generated: (F,) bool.
+    seam: add the loop seam ratio (jump last -> first over the median step; a still video counts as 1)."""
     p, r = pred[generated], real[generated]
     out = {"psnr": psnr(p, r).mean().item(), "ssim": ssim(p, r).mean().item()}
     if mnist:
         out["mse_per_frame"] = mnist_frame_mse(p, r).mean().item()
+    if seam:
+        out["seam_ratio"] = loop_seam(pred)["ratio"]
     return out
 
 
 def evaluate(pipe: NativePipeline, dataset_name: str, task: str, clips: int = 32, seed: int = 0,
-             steps: int | None = None, sampler: str | None = None, encoder=None, model_name: str = "",
+             steps: int | None = None, sampler: str | None = None, encoder=None, i3d=None, model_name: str = "",
              progress: bool = True) -> EvalReport:
-    """Run `task` on the first `clips` held-out clips; mean metrics for the model and each baseline."""
+    """Run `task` on the first `clips` held-out clips; mean metrics for the model and each baseline.
+
+    encoder: a lightvid VideoEncoder -> FD-lightvid; i3d: an I3D network (`lightvid.eval.i3d.load_i3d`) -> FVD.
+    Both need clips >= 2.
+    """
     if task not in TASKS:
         raise LightvidError(f"unknown task {task!r}; accepted: {', '.join(TASKS)}")
     s = pipe.settings
     frames = s.num_frames
     data = build_dataset(dataset_name, split="test", num_frames=frames, size=s.height)
-    if clips < 1 or clips > len(data):
-        raise LightvidError(f"--clips must be in [1, {len(data)}] for the {dataset_name} test split, got {clips}")
+    low = 2 if encoder is not None or i3d is not None else 1  # a covariance needs two clips
+    if not low <= clips <= len(data):
+        raise LightvidError(f"--clips must be in [{low}, {len(data)}] for the {dataset_name} test split"
+                            f"{' with a Fréchet distance' if low == 2 else ''}, got {clips}")
     mnist = dataset_name == "moving_mnist"
     per_method: dict[str, list[dict]] = {"model": [], **{b: [] for b in TASK_BASELINES[task]}}
     videos: dict[str, list[torch.Tensor]] = {m: [] for m in per_method}
     reals, seconds = [], []
     for index in tqdm(range(clips), desc=f"eval {task}", disable=not progress):
         real, _ = data[index]  # (F, C, H, W)
-        reals.append(real)
         spec = task_spec(task, real.expand(-1, 3, -1, -1), s.fps)
-        generated = ~spec.frame_mask()[: spec.output_frames] if task != "loop" else ~given_frames(task, frames)
+        real = real[: spec.output_frames]  # a loop has F - 1 frames: the first F - 1 of the real clip
+        generated = ~spec.frame_mask()[: spec.output_frames]  # (F,) bool
         tic = time.perf_counter()
         out = pipe(spec, steps=steps, sampler=sampler, generator=torch.Generator().manual_seed(seed + index),
                    progress=False)
         seconds.append(time.perf_counter() - tic)
-        out = out[:, : real.shape[1]] if real.shape[1] == 3 else out.mean(dim=1, keepdim=True)
-        if task == "loop":  # F - 1 frames: compare with the real clip's first F - 1, plus the seam measure
-            scores = {**_scores(out, real[:-1], generated[:-1], mnist), **_seam(out)}
-            videos["model"].append(torch.cat([out, out[:1]]))
-        else:
-            scores = _scores(out, real, generated, mnist)
-            videos["model"].append(out)
-        per_method["model"].append(scores)
-        given = ~generated
+        if real.shape[1] == 1:  # 1-channel models return their frames repeated to RGB
+            out = out.mean(dim=1, keepdim=True)
+        reals.append(real)
+        per_method["model"].append(_scores(out, real, generated, mnist, seam=task == "loop"))
+        videos["model"].append(out)
         for name in TASK_BASELINES[task]:
-            filled = BASELINES[name](real * given[:, None, None, None], given)
-            per_method[name].append(_scores(filled, real, generated, mnist))
+            filled = BASELINES[name](real * (~generated)[:, None, None, None], ~generated)
+            per_method[name].append(_scores(filled, real, generated, mnist, seam=task == "loop"))
             videos[name].append(filled)
     results = {m: {k: statistics.fmean(r[k] for r in rows) for k in rows[0]} for m, rows in per_method.items()}
-    if encoder is not None:  # generated clips vs a larger real reference set (less bias from the real side)
-        from .frechet import fd_lightvid
-        reference = torch.stack(reals + [data[i][0] for i in range(clips, min(len(data), FD_REFERENCE_CLIPS))])
-        for method, vids in videos.items():
-            results[method]["fd_lightvid"] = fd_lightvid(encoder, torch.stack(vids), reference)
-    return EvalReport(model_name, task, dataset_name, clips, steps or s.steps, statistics.median(seconds), results)
-
-
-def _seam(video: torch.Tensor) -> dict:
-    seam = loop_seam(video)
-    return {"seam_ratio": seam["ratio"]}
+    features = {}  # metric name -> (clips (N, F, C, H, W) -> features (N, D))
+    if encoder is not None:
+        features["fd_lightvid"] = encoder.features
+    if i3d is not None:
+        from .i3d import i3d_features
+        features["fvd"] = lambda clips: i3d_features(i3d, clips)
+    if features:  # generated clips vs a larger real reference set (less bias from the real side)
+        from .frechet import frechet_distance
+        length = reals[0].shape[0]
+        extra = [data[i][0][:length] for i in range(clips, min(len(data), FD_REFERENCE_CLIPS))]
+        reference = torch.stack(reals + extra)
+        for metric, featurize in features.items():
+            reference_features = featurize(reference)
+            for method, vids in videos.items():
+                results[method][metric] = frechet_distance(featurize(torch.stack(vids)), reference_features)
+    steps = steps if steps is not None else s.steps
+    return EvalReport(model_name, task, dataset_name, clips, steps, statistics.median(seconds), results)
 
 
 def save_report(report: EvalReport, path) -> None:

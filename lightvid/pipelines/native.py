@@ -41,10 +41,11 @@ class NativeSettings:
 
 
 class NativePipeline:
-    def __init__(self, unet: SpaceTimeUNet, settings: NativeSettings):
+    def __init__(self, unet: SpaceTimeUNet, settings: NativeSettings, facts: dict | None = None):
         if unet.config.conditioning != "native":
             raise LightvidError("this model is not a native lightvid model (conditioning != 'native')")
         self.unet, self.settings = unet, settings
+        self.facts = facts or {}  # what pipeline.json says beyond the settings: trained_steps, dataset
         self.denoiser = Denoiser(NativeNet(unet, settings.patch), prediction="edm", sigma_data=settings.sigma_data)
 
     @classmethod
@@ -52,14 +53,19 @@ class NativePipeline:
         folder = Path(folder)
         if not (folder / PIPELINE_FILE).exists():
             raise LightvidError(f"{folder}: not a native lightvid model folder (no {PIPELINE_FILE})")
-        settings = NativeSettings.from_dict(json.loads((folder / PIPELINE_FILE).read_text()))
-        return cls(SpaceTimeUNet.from_pretrained(folder, dtype=dtype), settings)
+        try:
+            saved = json.loads((folder / PIPELINE_FILE).read_text())
+            settings = NativeSettings.from_dict(saved)
+        except (OSError, json.JSONDecodeError, TypeError, AttributeError) as e:
+            raise LightvidError(f"{folder / PIPELINE_FILE}: not a valid pipeline file ({e})") from None
+        facts = {k: v for k, v in saved.items() if k not in asdict(settings)}
+        return cls(SpaceTimeUNet.from_pretrained(folder, dtype=dtype), settings, facts)
 
     def save_pretrained(self, folder, extra: dict | None = None) -> None:
         """UNet files + pipeline.json (plus `extra` facts such as training steps, kept for the model card)."""
         self.unet.save_pretrained(folder)
         with atomic_write(Path(folder) / PIPELINE_FILE) as tmp:
-            Path(tmp).write_text(json.dumps({**asdict(self.settings), **(extra or {})}, indent=2))
+            Path(tmp).write_text(json.dumps({**asdict(self.settings), **self.facts, **(extra or {})}, indent=2))
 
     @torch.no_grad()
     def __call__(self, spec: FrameSpec, steps: int | None = None, sampler: str | None = None,

@@ -11,7 +11,7 @@ import sys
 import torch
 
 from lightvid.errors import LightvidError
-from lightvid.tasks import FrameSpec, extend
+from lightvid.tasks import extend
 from lightvid.tasks.framespec import MAX_FRAMES
 
 from .native import NativePipeline
@@ -41,10 +41,3 @@ def continue_video(pipe: NativePipeline, frames: torch.Tensor, total: int, fps: 
         video.extend(pipe(spec, progress=progress, **sample_args)[context:])
     return torch.stack(video)
 
-
-def run_spec(pipe: NativePipeline, spec: FrameSpec, progress: bool = True, **sample_args) -> torch.Tensor:
-    """One FrameSpec in one window; a clear error if it is longer than the model was trained for."""
-    if spec.num_frames > pipe.settings.num_frames:
-        raise LightvidError(f"this model makes at most {pipe.settings.num_frames} frames at once for this task "
-                            f"(its training window), got {spec.num_frames}")
-    return pipe(spec, progress=progress, **sample_args)

@@ -3,9 +3,10 @@
     photo   animates any photo with camera motion (pan / zoom / rotation), 128x128, 16 frames at 8 fps
     mnist   Moving MNIST, 64x64, 20 frames at 10 fps: the measurable benchmark model
 
-Each folder has a MODEL_CARD.md (data, steps, CPU-hours, metrics) and is rebuilt by `lightvid train --config
-configs/<name>.yaml` followed by `python bench/ship_model.py`. Every command that takes `--model` accepts one of
-these names or the path of any native model folder (e.g. a training run's `runs/<name>/model`).
+Each folder has a MODEL_CARD.md (data, steps, CPU-hours, metrics). A model is rebuilt by
+`lightvid train --config configs/<name>.yaml`, then `python bench/ship_model.py runs/<name>/model <name>`.
+Every command that takes `--model` accepts one of these names or the path of any native model folder (e.g. a
+training run's `runs/<name>/model`).
 """
 from pathlib import Path
 
