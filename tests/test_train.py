@@ -147,3 +147,10 @@ def test_ranks_get_disjoint_slices_of_one_global_batch():
         ranks = [StepBatches(data, 2, seed=3, rank=r, world=2)[step] for r in (0, 1)]
         assert torch.equal(torch.cat(ranks), single)
         assert not set(ranks[0].flatten().tolist()) & set(ranks[1].flatten().tolist())
+
+
+def test_ema_decay_warms_up_then_caps():
+    from lightvid.train.loop import ema_decay
+    assert ema_decay(0, 0.999) == 0.1 and ema_decay(90, 0.999) == 91 / 100
+    assert ema_decay(10**6, 0.995) == 0.995
+    assert all(ema_decay(s, 0.999) <= ema_decay(s + 1, 0.999) for s in range(2000))
