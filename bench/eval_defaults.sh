@@ -1,11 +1,20 @@
 #!/usr/bin/env bash
-# Quality of the embedded default models on their held-out test splits, beside the baselines (one run each).
-#   bash bench/eval_defaults.sh [CLIPS]        -> bench/results/<model>_<task>.json and the tables on stdout
+# Quality of an embedded default model on its held-out test split, beside the baselines (one run per task).
+#   bash bench/eval_defaults.sh MODEL [CLIPS]     e.g. bash bench/eval_defaults.sh mnist 32
+# Each task runs twice: with the model's sampler (25 Heun steps: samples) and with --steps 1 (one Euler step
+# from sigma_max: the model's posterior-mean estimate, which PSNR favours). Writes
+# bench/results/<model>_<task>[_1step].json; `python bench/results_table.py MODEL` prints the tables.
 set -euo pipefail
-CLIPS=${1:-24}
+MODEL=$1
+CLIPS=${2:-32}
 LIGHTVID=${LIGHTVID:-.venv/bin/lightvid}
+case $MODEL in
+    mnist) TASKS="keyframes interpolate predict loop" ;;
+    *) TASKS="keyframes interpolate animate loop" ;;
+esac
 mkdir -p bench/results
-for job in "mnist keyframes" "mnist interpolate" "mnist predict" "photo keyframes" "photo interpolate" "photo loop"; do
-    set -- $job
-    $LIGHTVID eval --model "$1" --task "$2" --clips "$CLIPS" --json "bench/results/$1_$2.json"
+for task in $TASKS; do
+    $LIGHTVID eval --model "$MODEL" --task "$task" --clips "$CLIPS" --json "bench/results/${MODEL}_${task}.json"
+    $LIGHTVID eval --model "$MODEL" --task "$task" --clips "$CLIPS" --steps 1 \
+        --json "bench/results/${MODEL}_${task}_1step.json"
 done

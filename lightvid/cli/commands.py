@@ -59,8 +59,9 @@ def generate(
 
 @app.command()
 def flops(
-    model: str = typer.Option("svd", "--model", help="A preset (svd, svd-tiny) or a model folder "
-                              "(diffusers SVD pipeline or unet/ folder, or a lightvid checkpoint)."),
+    model: str = typer.Option("svd", "--model", help="A preset (svd, svd-tiny), an embedded model "
+                              "(photo, mnist) or a model folder (diffusers SVD pipeline or unet/ folder, or a "
+                              "lightvid checkpoint)."),
     frames: int = typer.Option(14, help="Frames per clip."),
     height: int = typer.Option(576, help="Video height in pixels (latent height = height / VAE factor)."),
     width: int = typer.Option(1024, help="Video width in pixels."),

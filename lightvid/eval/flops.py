@@ -35,7 +35,8 @@ def resolve_architecture(model: str) -> tuple[UNetConfig, int]:
     """A preset name or a model folder -> (UNet config, pixel-to-latent scale). Reads config files only."""
     if model in PRESETS:
         return get_preset(model), PRESET_LATENT_SCALE.get(model, 1)
-    folder = _resolve_folder(model)
+    from lightvid.weights import EMBEDDED, model_folder
+    folder = _resolve_folder(model_folder(model) if model in EMBEDDED else model)
     raw = _read_config(folder)
     config = UNetConfig.from_dict(raw) if raw.get("_class_name") == OWN_CLASS else config_from_diffusers(raw)
     vae_config = folder.parent / "vae" / "config.json"
