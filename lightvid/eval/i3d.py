@@ -34,9 +34,9 @@ from safetensors.torch import load_file
 from torch import nn
 
 from lightvid.errors import LightvidError
+from lightvid.models.checkpoint import PICKLE_SUFFIXES
 
 I3D_SIZE = 224
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 LOGITS_POOL = (2, 7, 7)  # average pool before the logits (stride 1, no padding): 7×7 is the 224-px map
 
 # Inception modules: name -> (in channels, (b0 1×1, b1a 1×1, b1b 3×3×3, b2a 1×1, b2b 3×3×3, b3b 1×1 after max pool)).

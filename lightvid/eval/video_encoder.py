@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 from lightvid.errors import LightvidError
 from lightvid.eval.frechet import fd_lightvid  # re-exported: FD-lightvid of two clip sets
 from lightvid.io.atomic import atomic_write
+from lightvid.models.checkpoint import PICKLE_SUFFIXES
 
 __all__ = [
     "ARRANGEMENTS",
@@ -64,7 +65,6 @@ __all__ = [
 
 FILE_FORMAT = "lightvid-video-encoder"
 ARRANGEMENTS = ("forward", "reversed", "shuffled", "frozen")
-PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")
 MIN_FRAMES = 4  # a training window needs a shuffle that is neither the identity nor the reversal
 
 

@@ -16,6 +16,7 @@ from lightvid.io.atomic import atomic_write
 from .config import UNetConfig, config_from_diffusers
 
 WEIGHTS_NAME = "model.safetensors"
+PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")  # never opened: unpickling runs arbitrary code
 DIFFUSERS_CLASS = "UNetSpatioTemporalConditionModel"
 OWN_CLASS = "SpaceTimeUNet"
 
@@ -69,7 +70,7 @@ def _read_weights(folder: Path, names: list[str]) -> dict[str, torch.Tensor]:
             for shard in shards:
                 state.update(load_file(folder / shard))
             return state
-    pickles = [p.name for p in folder.iterdir() if p.suffix in (".bin", ".ckpt", ".pt", ".pth")]
+    pickles = [p.name for p in folder.iterdir() if p.suffix.lower() in PICKLE_SUFFIXES]
     if pickles:
         raise LightvidError(f"{folder}: only pickle weights found ({', '.join(pickles)}); lightvid loads "
                             "safetensors only (pickle can run code) — convert them to .safetensors")
