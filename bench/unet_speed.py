@@ -18,6 +18,7 @@ import torch
 from diffusers import UNetSpatioTemporalConditionModel
 from torch.utils.flop_counter import FlopCounterMode
 
+from lightvid.compress import fold_cross_attention
 from lightvid.models import SpaceTimeUNet, config_from_diffusers, diffusers_to_lightvid_key
 
 CONFIGS = {
@@ -34,7 +35,7 @@ def build(name: str):
     with torch.device("meta"):
         ours = SpaceTimeUNet(config_from_diffusers(dict(reference.config)))
     ours.load_state_dict({diffusers_to_lightvid_key(k): v for k, v in reference.state_dict().items()}, assign=True)
-    return reference, ours.eval().set_fold_cross_attention(True)
+    return reference, fold_cross_attention(ours.eval())
 
 
 def inputs(name: str, dtype):

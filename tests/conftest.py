@@ -15,3 +15,12 @@ def svd_folder(tmp_path_factory):
 
     folder = tmp_path_factory.mktemp("svd") / "tiny-svd"
     return folder, make_svd_pipeline_folder(folder)
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """accelerate keeps one process-wide state (mixed precision included); tests that train with different
+    settings each start from a clean one, as separate `lightvid train` processes would."""
+    yield
+    from accelerate.state import AcceleratorState
+    AcceleratorState._reset_state(reset_partial_state=True)

@@ -2,6 +2,7 @@
 import pytest
 import torch
 
+from lightvid.compress import fold_cross_attention
 from lightvid.errors import LightvidError
 from lightvid.models import SpaceTimeUNet, UNetConfig, get_preset
 from lightvid.models.resample import TemporalDownsample, TemporalUpsample
@@ -33,8 +34,7 @@ def test_folded_cross_attention_matches_reference(pair):
     _, ours = pair
     inputs = unet_inputs()
     exact = ours(**inputs)
-    folded = ours.set_fold_cross_attention(True)(**inputs)
-    ours.set_fold_cross_attention(False)
+    folded = fold_cross_attention(ours)(**inputs)
     assert (folded - exact).abs().max().item() <= 1e-5
 
 
@@ -139,6 +139,6 @@ def test_bf16_unet_error_is_bounded():
 @torch.no_grad()
 def test_torch_compile_matches_eager():
     torch.manual_seed(0)
-    model = SpaceTimeUNet(get_preset("svd-tiny")).eval().set_fold_cross_attention(True)
+    model = fold_cross_attention(SpaceTimeUNet(get_preset("svd-tiny")).eval())
     inputs = unet_inputs(batch=1, frames=3, height=8, width=8)
     assert (torch.compile(model)(**inputs) - model(**inputs)).abs().max().item() <= 1e-5

@@ -1,8 +1,10 @@
-"""`lightvid generate` (SVD folders), `lightvid flops`, `lightvid train`."""
+"""`lightvid generate` (SVD folders), `lightvid flops`, `lightvid train`, `lightvid compress`."""
 import json
 from pathlib import Path
 
 import typer
+
+from lightvid.errors import LightvidError
 
 from .app import app, check_positive, check_seed
 
@@ -68,6 +70,9 @@ def flops(
     fold_cross_attention: bool = typer.Option(False, "--fold-cross-attention",
                                               help="Count with single-token cross-attention folded (MobileVD)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
+    table: str | None = typer.Option(None, "--table", help="Print a named table instead of one model: "
+                                     "'mobilevd' = MobileVD's Table 2 TFLOPs column recomputed from the "
+                                     "architectures (SVD, 14 frames), beside the paper's figures."),
 ):
     """FLOPs and parameters of ONE UNet evaluation (batch 1), counted exactly on the meta device.
 
@@ -75,6 +80,9 @@ def flops(
     """
     from lightvid.eval.flops import flops_for
 
+    if table is not None:
+        _print_table(table, as_json)
+        return
     report = flops_for(model, frames, height, width, fold_cross_attention)
     if as_json:
         typer.echo(json.dumps(dict(model=model, frames=frames, height=height, width=width,
@@ -101,6 +109,54 @@ def train(
 
     out = run_training(load_config(config), max_steps=max_steps)
     typer.echo(f"checkpoints in {out / 'checkpoints'}, model in {out / 'model'}")
+
+
+@app.command()
+def compress(
+    model: str = typer.Argument(..., help="An embedded model (mnist, photo), a native model folder, or an SVD "
+                                "pipeline / unet folder."),
+    output: Path = typer.Option(..., "-o", "--output", help="The compressed model folder to write."),
+    recipe: str = typer.Option("mobilevd", "--recipe", help="A bundled recipe (mobilevd) or a recipe YAML file."),
+    work_dir: Path | None = typer.Option(None, "--work-dir", help="Where finetuning stages and each stage's "
+                                         "model live (default: OUTPUT.work). Rerunning resumes there."),
+    finetune_steps: int | None = typer.Option(None, "--finetune-steps", help="Use this finetuning budget for "
+                                              "every step that finetunes (0: transforms only)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+):
+    """Compress a model with a recipe of MobileVD transforms, finetuning between them.
+
+    Steps: fold single-token cross-attention (exact), temporal/spatial multiscaling, temporal-block pruning with
+    learned gates (or the L1 baseline), channel funnels (coupled singular init, merged after finetuning), lower
+    resolution. The result is a normal model folder that every command loads (--model OUTPUT).
+    """
+    from lightvid.compress.recipe import compress as run_recipe
+    from lightvid.compress.recipe import load_recipe
+
+    if finetune_steps is not None and finetune_steps < 0:
+        raise LightvidError(f"--finetune-steps must be >= 0, got {finetune_steps}")
+    plan = load_recipe(recipe)
+    if finetune_steps is not None:
+        for step in plan.steps:
+            step.finetune_steps = finetune_steps if step.finetune_steps else 0
+    out = run_recipe(model, plan, output, work_dir, overwrite)
+    typer.echo(f"wrote {out}")
+
+
+def _print_table(name: str, as_json: bool) -> None:
+    if name != "mobilevd":
+        raise LightvidError(f"--table: unknown table '{name}'; accepted: mobilevd")
+    from lightvid.compress.mobilevd_table import mobilevd_rows
+
+    rows = mobilevd_rows()
+    if as_json:
+        typer.echo(json.dumps([dict(label=r.label, tflops=r.tflops, paper_tflops=r.paper, params=r.params)
+                               for r in rows]))
+        return
+    typer.echo("MobileVD Table 2: one SVD UNet evaluation, batch 1, 14 frames")
+    typer.echo(f"{'configuration':<48} {'lightvid':>9} {'paper':>7} {'diff':>7} {'params':>15}")
+    for r in rows:
+        typer.echo(f"{r.label:<48} {r.tflops:>9.2f} {r.paper:>7.2f} {r.difference:>+7.1%} {r.params:>15,}")
+    typer.echo("TFLOPs (multiply-add = 2). Choices where the paper is silent: lightvid/compress/mobilevd_table.py")
 
 
 def _flops_text(flops: int) -> str:

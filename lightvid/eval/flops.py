@@ -4,7 +4,7 @@
 CPU tensors scaled_dot_product_attention dispatches to a fused kernel the counter does not see.
 """
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -49,16 +49,25 @@ def resolve_architecture(model: str) -> tuple[UNetConfig, int]:
     return config, scale
 
 
-def count_flops(config: UNetConfig, frames: int, latent_height: int, latent_width: int,
-                fold_cross_attention: bool = False) -> FlopReport:
-    """FLOPs of `SpaceTimeUNet(config)` on one (1, frames, c_in, h, w) sample."""
+def counted_pass(config: UNetConfig, frames: int, latent_height: int,
+                 latent_width: int) -> tuple[SpaceTimeUNet, FlopCounterMode]:
+    """One meta-device evaluation of `SpaceTimeUNet(config)` on a (1, frames, c_in, h, w) sample, counted."""
     with torch.device("meta"):
-        model = SpaceTimeUNet(config).set_fold_cross_attention(fold_cross_attention)
+        model = SpaceTimeUNet(config)
         sample = torch.empty(1, frames, config.in_channels, latent_height, latent_width)
         context = torch.empty(1, 1, config.cross_attention_dim) if config.cross_attention_dim else None
         ids = torch.empty(1, config.num_added_time_ids) if config.num_added_time_ids else None
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             model(sample, torch.empty(1), context, ids)
+    return model, counter
+
+
+def count_flops(config: UNetConfig, frames: int, latent_height: int, latent_width: int,
+                fold_cross_attention: bool = False) -> FlopReport:
+    """FLOPs of `SpaceTimeUNet(config)` on one (1, frames, c_in, h, w) sample."""
+    if fold_cross_attention and config.cross_attention_dim:
+        config = replace(config, cross_attention_folded=True)
+    model, counter = counted_pass(config, frames, latent_height, latent_width)
     params = sum(p.numel() for p in model.parameters())
     return FlopReport(counter.get_total_flops(), params, frames, latent_height, latent_width)
 
@@ -73,4 +82,4 @@ def flops_for(model: str, frames: int, height: int, width: int, fold_cross_atten
     return count_flops(config, frames, height // scale, width // scale, fold_cross_attention)
 
 
-__all__ = ["FlopReport", "count_flops", "flops_for", "resolve_architecture"]
+__all__ = ["FlopReport", "count_flops", "counted_pass", "flops_for", "resolve_architecture"]

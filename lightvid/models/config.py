@@ -40,6 +40,24 @@ class UNetConfig:
     # How a pipeline builds the input channels: "svd" = noisy latents ‖ image latents (+ CLIP token,
     # time ids); "native" = noisy ‖ given frames (zeros elsewhere) ‖ mask, one network for every task.
     conditioning: str = "svd"
+    # -- compressed architectures (written by lightvid.compress; the defaults are the uncompressed network) --
+    # Single-token cross-attention stored folded as one linear layer, W_out·W_v (MobileVD's optimised
+    # cross-attention): exact while the context is one token, which is all such a model then accepts.
+    cross_attention_folded: bool = False
+    # Extra 2x spatial subsampling where level i hands over to level i+1 (MobileVD's spatial multiscaling);
+    # () = none. The up path's nearest resize already follows the skip sizes, so only the down path changes.
+    spatial_downsample: tuple[bool, ...] = ()
+    # Temporal blocks removed by pruning, by module path: "down.0.res.1" (a ResBlock's temporal half) or
+    # "mid.attn.0" (a transformer's temporal blocks).
+    pruned_temporal: tuple[str, ...] = ()
+    # Gates on every temporal block while pruning is finetuned: "topk" (keep exactly `gate_keep`, sampled from
+    # learned importances) or "l1" (continuous gates under an L1 penalty, the baseline). None: no gates.
+    temporal_gating: str | None = None
+    gate_keep: int = 0
+    # Width of q/k/v per attention head relative to channels/heads (< 1 after channel funnels are merged).
+    attention_ratio: float = 1.0
+    # Unmerged channel funnels of this ratio in every attention layer (only while they are finetuned).
+    funnel_ratio: float | None = None
 
     def __post_init__(self):
         for f in fields(self):  # JSON gives lists; keep tuples so configs compare and hash
@@ -70,9 +88,22 @@ class UNetConfig:
                                     f"and norm_groups ({self.norm_groups})")
         if self.temporal_downsample[-1]:
             raise LightvidError("UNet config: the coarsest level cannot downsample time (nothing below it)")
+        if self.spatial_downsample and (len(self.spatial_downsample) != n or self.spatial_downsample[-1]):
+            raise LightvidError(f"UNet config: 'spatial_downsample' needs one entry per level ({n}) and the "
+                                "coarsest level cannot downsample")
+        if self.temporal_gating not in (None, "topk", "l1"):
+            raise LightvidError(f"UNet config: temporal_gating '{self.temporal_gating}' is not one of topk, l1")
+        if not 0 < self.attention_ratio <= 1 or (self.funnel_ratio is not None and not 0 < self.funnel_ratio <= 1):
+            raise LightvidError("UNet config: attention_ratio and funnel_ratio must lie in (0, 1]")
         if self.conditioning not in CONDITIONING_MODES:
             raise LightvidError(f"UNet config: conditioning '{self.conditioning}' is not one of "
                                 f"{', '.join(CONDITIONING_MODES)}")
+
+    def head_width(self, level_channels: int, heads: int, funnel: bool = False) -> int:
+        """q/k/v channels per attention head at a level: its channels / heads times attention_ratio (times
+        funnel_ratio for the funnels' inner width, which is what merging the funnels leaves)."""
+        ratio = self.attention_ratio * (self.funnel_ratio if funnel else 1.0)
+        return max(1, round(level_channels // heads * ratio))
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -32,6 +32,22 @@ class Upsample(nn.Module):
         return self.conv(F.interpolate(x, size=size, mode="nearest"))
 
 
+class SpatialSubsample(nn.Module):
+    """Extra 2× spatial subsampling (MobileVD's spatial multiscaling): a stride-2 3×3 convolution initialised to
+    keep pixel (2y, 2x), so at insertion it is plain subsampling. (n, c, h, w) -> (n, c, ⌈h/2⌉, ⌈w/2⌉)."""
+
+    def __init__(self, ch: int):
+        super().__init__()
+        self.conv = nn.Conv2d(ch, ch, 3, stride=2, padding=1)
+        with torch.no_grad():
+            self.conv.weight.zero_()
+            self.conv.weight[:, :, 1, 1].copy_(torch.eye(ch))
+            self.conv.bias.zero_()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x)
+
+
 def _identity_temporal_conv(ch: int, stride: int) -> nn.Conv1d:
     """Conv1d over time whose kernel is [0, I, 0]: output frame k = input frame stride·k."""
     conv = nn.Conv1d(ch, ch, 3, stride=stride, padding=1)

@@ -75,7 +75,8 @@ class SpaceTimeResBlock(nn.Module):
 
     out = σ(m)·spatial + (1 − σ(m))·temporal(spatial), m a learned scalar (SVD's AlphaBlender,
     "learned_with_images" with every frame a video frame). Without `temporal` it is a plain ResBlock2D:
-    that is what temporal-block pruning leaves behind.
+    that is what temporal-block pruning leaves behind. `gate` (a scalar set by the UNet's TemporalGates while
+    pruning is finetuned) scales the temporal block's contribution: 1 = as trained, 0 = pruned.
     """
 
     def __init__(self, in_ch: int, out_ch: int, emb_dim: int, eps: float, temporal: bool = True, groups: int = 32):
@@ -83,6 +84,7 @@ class SpaceTimeResBlock(nn.Module):
         self.spatial = ResBlock2D(in_ch, out_ch, emb_dim, eps, groups)
         self.temporal = TemporalResBlock(out_ch, emb_dim, eps, groups) if temporal else None
         self.mix_factor = nn.Parameter(torch.tensor([0.5])) if temporal else None
+        self.gate = None
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, num_frames: int) -> torch.Tensor:
         x = self.spatial(x, emb, num_frames)
@@ -90,4 +92,6 @@ class SpaceTimeResBlock(nn.Module):
             return x
         video = as_time_image(x, num_frames)  # (b, c, f, h·w)
         mixed = torch.lerp(self.temporal(video, emb), video, torch.sigmoid(self.mix_factor).to(x.dtype))
+        if self.gate is not None:
+            mixed = video + self.gate * (mixed - video)
         return from_time_image(mixed, *x.shape[-2:])

@@ -15,10 +15,13 @@ from torch import nn
 from torch.nn import functional as F
 from torch.utils.checkpoint import checkpoint
 
-from .attention import Attention, SpaceTimeTransformer
+from lightvid.errors import LightvidError
+
+from .attention import AttentionLayout, SpaceTimeTransformer
 from .config import UNetConfig
 from .embeddings import MLPEmbedding, sinusoidal_embedding
-from .resample import Downsample, TemporalDownsample, TemporalUpsample, Upsample
+from .gates import TemporalGates
+from .resample import Downsample, SpatialSubsample, TemporalDownsample, TemporalUpsample, Upsample
 from .resblocks import SpaceTimeResBlock
 
 
@@ -29,20 +32,37 @@ def _call(module: nn.Module, use_checkpoint: bool, *args):
     return module(*args)
 
 
+def _layout(cfg: UNetConfig, i: int) -> AttentionLayout:
+    """Attention shape at level i: q/k/v width per head, unmerged funnel width, folded cross-attention."""
+    funnel = cfg.head_width(cfg.channels[i], cfg.heads[i], funnel=True) if cfg.funnel_ratio else None
+    return AttentionLayout(cfg.head_width(cfg.channels[i], cfg.heads[i]), funnel, cfg.cross_attention_folded)
+
+
+def _resblock(cfg: UNetConfig, name: str, in_ch: int, out_ch: int, eps: float, temporal: bool) -> SpaceTimeResBlock:
+    temporal = temporal and name not in cfg.pruned_temporal
+    return SpaceTimeResBlock(in_ch, out_ch, cfg.emb_dim, eps, temporal, cfg.norm_groups)
+
+
+def _transformer(cfg: UNetConfig, name: str, i: int, temporal: bool) -> SpaceTimeTransformer:
+    temporal = temporal and name not in cfg.pruned_temporal
+    return SpaceTimeTransformer(cfg.channels[i], cfg.heads[i], cfg.cross_attention_dim, cfg.transformer_depth[i],
+                                temporal, cfg.norm_groups, _layout(cfg, i))
+
+
 class DownLevel(nn.Module):
     """ResBlocks (each followed by a transformer if `attention`), then optional spatial/temporal downsampling."""
 
     def __init__(self, cfg: UNetConfig, i: int, in_ch: int):
         super().__init__()
-        ch, n, groups = cfg.channels[i], cfg.layers_per_level[i], cfg.norm_groups
+        ch, n = cfg.channels[i], cfg.layers_per_level[i]
         self.res = nn.ModuleList(
-            SpaceTimeResBlock(in_ch if j == 0 else ch, ch, cfg.emb_dim, cfg.down_eps[i], cfg.temporal_conv[i], groups)
+            _resblock(cfg, f"down.{i}.res.{j}", in_ch if j == 0 else ch, ch, cfg.down_eps[i], cfg.temporal_conv[i])
             for j in range(n))
-        self.attn = nn.ModuleList(
-            SpaceTimeTransformer(ch, cfg.heads[i], cfg.cross_attention_dim, cfg.transformer_depth[i],
-                                 cfg.temporal_attention[i], groups) for _ in range(n)) if cfg.attention[i] else None
+        self.attn = nn.ModuleList(_transformer(cfg, f"down.{i}.attn.{j}", i, cfg.temporal_attention[i])
+                                  for j in range(n)) if cfg.attention[i] else None
         last = i == cfg.num_levels - 1
         self.downsample = None if last else Downsample(ch)
+        self.spatial_subsample = SpatialSubsample(ch) if cfg.spatial_downsample and cfg.spatial_downsample[i] else None
         self.temporal_downsample = TemporalDownsample(ch) if cfg.temporal_downsample[i] else None
         self.gradient_checkpointing = False
 
@@ -54,6 +74,8 @@ class DownLevel(nn.Module):
             skips.append((x, f))
         if self.downsample is not None:
             x = self.downsample(x)
+            if self.spatial_subsample is not None:
+                x = self.spatial_subsample(x)
             if self.temporal_downsample is not None:
                 x, f = self.temporal_downsample(x, f), math.ceil(f / 2)
             skips.append((x, f))
@@ -65,12 +87,11 @@ class MidLevel(nn.Module):
 
     def __init__(self, cfg: UNetConfig):
         super().__init__()
-        ch, groups = cfg.channels[-1], cfg.norm_groups
+        ch = cfg.channels[-1]
         self.res = nn.ModuleList(
-            SpaceTimeResBlock(ch, ch, cfg.emb_dim, cfg.mid_eps, cfg.mid_temporal_conv, groups) for _ in range(2))
-        self.attn = nn.ModuleList([SpaceTimeTransformer(
-            ch, cfg.heads[-1], cfg.cross_attention_dim, cfg.transformer_depth[-1], cfg.mid_temporal_attention,
-            groups)]) if cfg.mid_attention else None
+            _resblock(cfg, f"mid.res.{j}", ch, ch, cfg.mid_eps, cfg.mid_temporal_conv) for j in range(2))
+        self.attn = nn.ModuleList([_transformer(cfg, "mid.attn.0", cfg.num_levels - 1, cfg.mid_temporal_attention)]
+                                  ) if cfg.mid_attention else None
         self.gradient_checkpointing = False
 
     def forward(self, x, emb, context, f):
@@ -85,14 +106,13 @@ class UpLevel(nn.Module):
 
     def __init__(self, cfg: UNetConfig, i: int, prev_ch: int):
         super().__init__()
-        ch, n, groups = cfg.channels[i], cfg.layers_per_level[i] + 1, cfg.norm_groups
+        ch, n, k = cfg.channels[i], cfg.layers_per_level[i] + 1, cfg.num_levels - 1 - i  # k: index in `up`
         skip_from_below = cfg.channels[max(i - 1, 0)]  # the last skip comes from the level below's downsampler
         self.res = nn.ModuleList(
-            SpaceTimeResBlock((prev_ch if j == 0 else ch) + (skip_from_below if j == n - 1 else ch), ch,
-                              cfg.emb_dim, cfg.up_eps, cfg.temporal_conv[i], groups) for j in range(n))
-        self.attn = nn.ModuleList(
-            SpaceTimeTransformer(ch, cfg.heads[i], cfg.cross_attention_dim, cfg.transformer_depth[i],
-                                 cfg.temporal_attention[i], groups) for _ in range(n)) if cfg.attention[i] else None
+            _resblock(cfg, f"up.{k}.res.{j}", (prev_ch if j == 0 else ch) + (skip_from_below if j == n - 1 else ch),
+                      ch, cfg.up_eps, cfg.temporal_conv[i]) for j in range(n))
+        self.attn = nn.ModuleList(_transformer(cfg, f"up.{k}.attn.{j}", i, cfg.temporal_attention[i])
+                                  for j in range(n)) if cfg.attention[i] else None
         self.upsample = Upsample(ch) if i > 0 else None
         self.temporal_upsample = TemporalUpsample(ch) if i > 0 and cfg.temporal_downsample[i - 1] else None
         self.gradient_checkpointing = False
@@ -136,10 +156,22 @@ class SpaceTimeUNet(nn.Module):
             self.up.append(UpLevel(cfg, i, cfg.channels[min(i + 1, cfg.num_levels - 1)]))
         self.norm_out = nn.GroupNorm(cfg.norm_groups, ch0, eps=1e-5)
         self.conv_out = nn.Conv2d(ch0, cfg.out_channels, 3, padding=1)
+        unknown = set(cfg.pruned_temporal) - set(self.temporal_blocks(include_pruned=True))
+        if unknown:
+            raise LightvidError(f"UNet config: pruned_temporal names blocks this network does not have: "
+                                f"{sorted(unknown)[:3]}")
+        blocks = list(self.temporal_blocks().values())
+        # A plain list, not registered: the gated modules are already children of the levels.
+        self._gated = blocks if cfg.temporal_gating else []
+        self.temporal_gates = TemporalGates(len(blocks), cfg.temporal_gating, cfg.gate_keep) if blocks and \
+            cfg.temporal_gating else None
 
     def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor | None = None,
                 added_time_ids: torch.Tensor | None = None) -> torch.Tensor:
         b, f = sample.shape[:2]
+        if self.temporal_gates is not None:
+            for module, gate in zip(self._gated, self.temporal_gates()):
+                module.gate = gate
         emb = self.embed(timestep, added_time_ids, b, sample)  # (b, emb_dim)
         x = self.conv_in(rearrange(sample, "b f c h w -> (b f) c h w"))
         skips = [(x, f)]
@@ -162,14 +194,18 @@ class SpaceTimeUNet(nn.Module):
             emb = emb + self.add_embedding(ids.reshape(batch, -1).to(like.dtype))
         return emb
 
-    # -- switches -------------------------------------------------------------------------------------
+    def temporal_blocks(self, include_pruned: bool = False) -> dict[str, nn.Module]:
+        """Module path -> ResBlock or transformer that carries temporal layers (the units pruning removes).
+        With `include_pruned`, also the names of those built without them (every block that could carry one)."""
+        blocks = {}
+        for name, module in self.named_modules():
+            if isinstance(module, SpaceTimeResBlock) and (module.temporal is not None or include_pruned):
+                blocks[name] = module
+            elif isinstance(module, SpaceTimeTransformer) and (module.temporal_blocks is not None or include_pruned):
+                blocks[name] = module
+        return blocks
 
-    def set_fold_cross_attention(self, enabled: bool = True) -> "SpaceTimeUNet":
-        """Fold single-token cross-attention into out(v(context)) (exact; see `Attention`)."""
-        for m in self.modules():
-            if isinstance(m, Attention):
-                m.fold_single_token = enabled
-        return self
+    # -- switches -------------------------------------------------------------------------------------
 
     def set_gradient_checkpointing(self, enabled: bool = True) -> "SpaceTimeUNet":
         for m in self.modules():

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 
+from lightvid.compress.fold import fold_cross_attention
 from lightvid.diffusion import cfg_model, get_sampler, svd_denoiser, svd_guidance_ramp, svd_sigmas
 from lightvid.errors import LightvidError
 from lightvid.models import SpaceTimeUNet
@@ -71,7 +72,7 @@ class SVDPipeline:
         if not {"image_mean", "image_std"} <= set(extractor):
             raise LightvidError(f"{folder}/feature_extractor: preprocessor_config.json lacks image_mean/image_std")
         frames = _read_json(folder / "unet" / "config.json").get("num_frames", 14)
-        unet = SpaceTimeUNet.from_pretrained(folder / "unet", dtype=unet_dtype).set_fold_cross_attention(True)
+        unet = fold_cross_attention(SpaceTimeUNet.from_pretrained(folder / "unet", dtype=unet_dtype))  # exact
         if compile:
             unet = torch.compile(unet)
         return cls(unet, vae.eval(), encoder.eval(),

@@ -37,6 +37,10 @@ class OptimConfig:
     checkpoint_every: int = 500
     log_every: int = 20
     num_workers: int = 1
+    # Temporal-block pruning (models with temporal_gating): learning rate of the gate scores (they start far
+    # from their final values and only a few hundred steps are spent on them) and the L1 weight of "l1" gates.
+    gate_lr: float = 0.05
+    gate_l1: float = 1e-3
 
 
 @dataclass
@@ -52,6 +56,9 @@ class TrainConfig:
                                                  "random": 0.2, "unconditional": 0.1})
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
+    # A native model folder whose weights start the run (finetuning; lightvid compress). `model` may then be
+    # left out: it is read from the folder.
+    init_from: str | None = None
 
 
 def _build(cls, values: dict, where: str):
@@ -69,6 +76,11 @@ def _build(cls, values: dict, where: str):
 
 def config_from_dict(raw: dict) -> TrainConfig:
     raw = dict(raw)
+    if raw.get("init_from"):
+        from lightvid.models.checkpoint import _read_config
+        from lightvid.weights import model_folder
+        raw["init_from"] = str(model_folder(raw["init_from"]))
+        raw.setdefault("model", _read_config(Path(raw["init_from"])))
     sections = {"model": lambda v: UNetConfig.from_dict(v) if isinstance(v, dict) else _build(UNetConfig, v, "model"),
                 "diffusion": lambda v: _build(DiffusionConfig, v, "diffusion"),
                 "train": lambda v: _build(OptimConfig, v, "train")}
@@ -95,10 +107,10 @@ def config_from_dict(raw: dict) -> TrainConfig:
     if not isinstance(t.warmup_steps, int) or t.warmup_steps < 0 or not isinstance(t.num_workers, int) \
             or t.num_workers < 0:
         raise LightvidError("config: 'warmup_steps' and 'num_workers' must be integers >= 0")
-    numbers = (t.lr, t.ema_decay, t.grad_clip, t.weight_decay)
-    if not all(isinstance(v, (int, float)) for v in numbers) or not (t.lr > 0 and 0 <= t.ema_decay < 1
-                                                                     and t.grad_clip > 0):
-        raise LightvidError("config: need lr > 0, 0 <= ema_decay < 1 and grad_clip > 0")
+    numbers = (t.lr, t.ema_decay, t.grad_clip, t.weight_decay, t.gate_lr, t.gate_l1)
+    if not all(isinstance(v, (int, float)) for v in numbers) or not (
+            t.lr > 0 and 0 <= t.ema_decay < 1 and t.grad_clip > 0 and t.gate_lr > 0 and t.gate_l1 >= 0):
+        raise LightvidError("config: need lr > 0, 0 <= ema_decay < 1, grad_clip > 0, gate_lr > 0 and gate_l1 >= 0")
     if "name" not in config.data:
         raise LightvidError("config: 'data' needs a 'name' (a dataset: moving_mnist, camera_motion, ...)")
     return config

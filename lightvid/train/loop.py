@@ -90,6 +90,29 @@ def ema_decay(step: int, target: float) -> float:
     return min(target, (1 + step) / (10 + step))
 
 
+def _initial_weights(config: TrainConfig) -> SpaceTimeUNet:
+    """The `init_from` model, checked against the run's model config and frame format."""
+    start = NativePipeline.from_pretrained(config.init_from)
+    if start.unet.config != config.model:
+        raise LightvidError(f"init_from {config.init_from}: its UNet config differs from the config's 'model' "
+                            "(leave 'model' out to use the folder's)")
+    if (start.settings.data_channels, start.settings.patch) != (config.data_channels, config.patch):
+        raise LightvidError(f"init_from {config.init_from}: it takes {start.settings.data_channels}-channel frames "
+                            f"in {start.settings.patch}x{start.settings.patch} patches; the config says "
+                            f"{config.data_channels} and {config.patch}")
+    return start.unet
+
+
+def _param_groups(unet: SpaceTimeUNet, opt) -> list[dict]:
+    """Network weights at the scheduled learning rate; pruning-gate scores at gate_lr, without weight decay."""
+    gates = [p for name, p in unet.named_parameters() if name.startswith("temporal_gates.")]
+    weights = [p for name, p in unet.named_parameters() if not name.startswith("temporal_gates.")]
+    groups = [{"params": weights, "lr_scale": 1.0}]
+    if gates:
+        groups.append({"params": gates, "lr_scale": opt.gate_lr / opt.lr, "weight_decay": 0.0})
+    return groups
+
+
 def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int, clip_shape, folder: Path) -> None:
     """Write the EMA weights as a ready-to-use native model folder (what CLI commands load), atomically."""
     with torch.device("meta"):
@@ -113,12 +136,14 @@ def train(config: TrainConfig, max_steps: int | None = None, progress: bool = Tr
     out = Path(config.output_dir)
     torch.manual_seed(config.seed)
     unet = SpaceTimeUNet(config.model)
+    checkpoint = latest_checkpoint(out)
+    if checkpoint is None and config.init_from:
+        unet.load_state_dict(_initial_weights(config).state_dict())
     unet.set_gradient_checkpointing(opt.gradient_checkpointing)
-    optimizer = torch.optim.AdamW(unet.parameters(), lr=opt.lr, weight_decay=opt.weight_decay)
+    optimizer = torch.optim.AdamW(_param_groups(unet, opt), lr=opt.lr, weight_decay=opt.weight_decay)
     ema = {k: v.detach().clone().float() for k, v in unet.state_dict().items()}
 
     start = 0
-    checkpoint = latest_checkpoint(out)
     if checkpoint is not None:
         saved = SpaceTimeUNet.from_pretrained(checkpoint / "unet")
         if saved.config != config.model:
@@ -158,9 +183,14 @@ def train(config: TrainConfig, max_steps: int | None = None, progress: bool = Tr
         g = torch.Generator().manual_seed(_seed(config.seed, step, accelerator.process_index, 1))
         given = sample_given_frames(clips.shape[0], clips.shape[1], config.tasks, g)
         for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, opt)
+            group["lr"] = learning_rate(step, opt) * group.get("lr_scale", 1.0)  # older runs: no scale
+        gates = accelerator.unwrap_model(model).unet.temporal_gates
+        if gates is not None:
+            gates.reseed(_seed(config.seed, step, 2))  # the same gates on every rank
         with accelerator.autocast():
             loss = denoising_loss(denoiser, clips, given, g, config.diffusion.p_mean, config.diffusion.p_std)
+            if gates is not None:
+                loss = loss + opt.gate_l1 * gates.penalty()
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), opt.grad_clip)

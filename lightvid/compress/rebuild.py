@@ -1,0 +1,25 @@
+"""Shared step of every transform: a new SpaceTimeUNet with a changed config and carried-over weights."""
+import torch
+
+from lightvid.models import SpaceTimeUNet, UNetConfig
+
+
+def rebuild(unet: SpaceTimeUNet, config: UNetConfig, state: dict[str, torch.Tensor],
+            fresh: tuple[str, ...] = ()) -> SpaceTimeUNet:
+    """SpaceTimeUNet(config) holding `state`. Parameters absent from `state` keep their own initialisation only
+    when their name contains one of `fresh` (the modules a transform inserts); anything else is a bug.
+
+    Without fresh modules the network is built on the meta device and takes `state`'s tensors as they are (no
+    second copy of a large model; the result may share tensors with `unet`)."""
+    if not fresh:
+        with torch.device("meta"):
+            model = SpaceTimeUNet(config)
+        model.load_state_dict(state, assign=True)
+        return model.train(unet.training)
+    model = SpaceTimeUNet(config).to(next(unet.parameters()).dtype)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    unplanned = [k for k in missing if not any(part in k for part in fresh)]
+    if unplanned or unexpected:
+        raise RuntimeError(f"rebuild: weights do not fit the new config (missing {unplanned[:3]}, "
+                           f"unexpected {unexpected[:3]})")
+    return model.train(unet.training)

@@ -1,0 +1,225 @@
+"""Compression recipes: a YAML list of transforms, each optionally followed by finetuning (`lightvid compress`).
+
+A recipe (see lightvid/compress/recipes/mobilevd.yaml):
+    finetune: {lr: 1.0e-4, batch_size: 8, ...}     # trainer `train` keys shared by every finetuning stage
+    data: {name: moving_mnist, ...}                 # optional; default: the model's own training set
+    steps:
+      - {step: fold_cross_attention}
+      - {step: temporal_multiscale, levels: [0], finetune_steps: 300}
+      - {step: prune_temporal, keep_fraction: 0.3, gates: topk, finetune_steps: 300}
+      - {step: funnels, ratio: 0.5, init: coupled, finetune_steps: 300}
+Steps: fold_cross_attention, lower_resolution {height, width}, temporal_multiscale {levels, spatial_levels},
+prune_temporal {keep | keep_fraction, gates: topk | l1 | none}, funnels {ratio, init: coupled | svd | he},
+finetune {}. Every step takes `finetune_steps` (default 0) and `finetune` (overrides of the shared keys).
+
+Native lightvid models are finetuned with the ordinary trainer (accelerate, checkpoints, resume, loss plot);
+each stage lives in `work_dir/NN_step/` and a rerun resumes or skips finished stages. The model after every
+stage is kept in `NN_step/result/` (a normal model folder) so each can be measured. SVD folders are
+transformed without finetuning (lightvid's trainer trains native models): pruning then ranks blocks by their
+learned mix factors, funnels are initialised and merged at once.
+"""
+import shutil
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import yaml
+
+from lightvid.errors import LightvidError
+from lightvid.io import atomic_dir
+from lightvid.models import SpaceTimeUNet
+from lightvid.pipelines.native import PIPELINE_FILE, NativePipeline
+
+from .fold import fold_cross_attention
+from .funnels import FUNNEL_INITS, add_funnels, merge_funnels
+from .multiscale import add_multiscale
+from .prune import add_temporal_gates, keep_count, prune_temporal_blocks
+
+RECIPES_DIR = Path(__file__).parent / "recipes"
+STEP_OPTIONS = {
+    "fold_cross_attention": set(),
+    "lower_resolution": {"height", "width"},
+    "temporal_multiscale": {"levels", "spatial_levels"},
+    "prune_temporal": {"keep", "keep_fraction", "gates"},
+    "funnels": {"ratio", "init"},
+    "finetune": set(),
+}
+
+
+@dataclass
+class RecipeStep:
+    step: str
+    options: dict = field(default_factory=dict)
+    finetune_steps: int = 0
+    finetune: dict = field(default_factory=dict)
+
+
+@dataclass
+class Recipe:
+    steps: list[RecipeStep]
+    finetune: dict = field(default_factory=dict)
+    data: dict | None = None
+
+
+def load_recipe(name_or_path: str) -> Recipe:
+    """A bundled recipe by name (lightvid/compress/recipes/NAME.yaml) or a YAML file; every key checked."""
+    path = RECIPES_DIR / f"{name_or_path}.yaml"
+    if not path.exists():
+        path = Path(name_or_path)
+    bundled = sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError:
+        raise LightvidError(f"--recipe {name_or_path}: not a bundled recipe ({', '.join(bundled)}) nor a "
+                            "readable file") from None
+    except yaml.YAMLError as e:
+        raise LightvidError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(raw, dict) or not isinstance(raw.get("steps"), list) or not raw["steps"]:
+        raise LightvidError(f"{path}: a recipe is a mapping with a non-empty 'steps' list")
+    unknown = sorted(set(raw) - {"steps", "finetune", "data"})
+    if unknown:
+        raise LightvidError(f"{path}: unknown key(s) {unknown}; accepted: steps, finetune, data")
+    steps = []
+    for entry in raw["steps"]:
+        if not isinstance(entry, dict) or entry.get("step") not in STEP_OPTIONS:
+            raise LightvidError(f"{path}: each step needs 'step:' one of {', '.join(STEP_OPTIONS)}; got {entry!r}")
+        options = {k: v for k, v in entry.items() if k not in ("step", "finetune_steps", "finetune")}
+        extra = sorted(set(options) - STEP_OPTIONS[entry["step"]])
+        if extra:
+            raise LightvidError(f"{path}: step {entry['step']}: unknown option(s) {extra}; accepted: "
+                                f"{[*sorted(STEP_OPTIONS[entry['step']]), 'finetune', 'finetune_steps']}")
+        count = entry.get("finetune_steps", 0)
+        if not isinstance(count, int) or count < 0:
+            raise LightvidError(f"{path}: step {entry['step']}: finetune_steps must be an integer >= 0")
+        steps.append(RecipeStep(entry["step"], options, count, dict(entry.get("finetune") or {})))
+    return Recipe(steps, dict(raw.get("finetune") or {}), raw.get("data"))
+
+
+def prepare(step: RecipeStep, unet: SpaceTimeUNet) -> SpaceTimeUNet:
+    """The transform applied before a step's finetuning."""
+    o = step.options
+    if step.step == "fold_cross_attention":
+        return fold_cross_attention(unet)
+    if step.step == "temporal_multiscale":
+        return add_multiscale(unet, tuple(o.get("levels", ())), tuple(o.get("spatial_levels", ())))
+    if step.step == "prune_temporal":
+        gates = o.get("gates", "topk")
+        if gates not in ("topk", "l1", "none"):
+            raise LightvidError(f"prune_temporal: gates '{gates}' is not one of topk, l1, none")
+        keep = keep_count(unet, o.get("keep"), o.get("keep_fraction"))
+        return unet if gates == "none" else add_temporal_gates(unet, keep, gates)
+    if step.step == "funnels":
+        init = o.get("init", "coupled")
+        if init not in FUNNEL_INITS:
+            raise LightvidError(f"funnels: init '{init}' is not one of {', '.join(FUNNEL_INITS)}")
+        return add_funnels(unet, float(o.get("ratio", 0.5)), init)
+    return unet  # lower_resolution, finetune: the data changes, not the network
+
+
+def finish(step: RecipeStep, unet: SpaceTimeUNet) -> SpaceTimeUNet:
+    """What follows a step's finetuning: pruning removes blocks for real, funnels are merged."""
+    if step.step == "prune_temporal":
+        keep = None if unet.temporal_gates is not None else keep_count(
+            unet, step.options.get("keep"), step.options.get("keep_fraction"))
+        return prune_temporal_blocks(unet, keep)
+    if step.step == "funnels":
+        return merge_funnels(unet)
+    return unet
+
+
+def _finetune(pipe: NativePipeline, step: RecipeStep, recipe: Recipe, stage: Path, progress: bool) -> SpaceTimeUNet:
+    """Train `pipe` for step.finetune_steps with lightvid's trainer (resumes inside `stage`)."""
+    from lightvid.train import TrainConfig, config_from_dict, train
+
+    s = pipe.settings
+    start = stage / "start"
+    if not (start / PIPELINE_FILE).exists():
+        with atomic_dir(start, overwrite=True) as tmp:
+            pipe.save_pretrained(tmp)
+    if recipe.data is not None:
+        data = dict(recipe.data)
+    else:
+        if "dataset" not in pipe.facts:
+            raise LightvidError("this model does not say which dataset it was trained on (pipeline.json "
+                                "'dataset'); give the recipe a 'data:' section")
+        if s.height != s.width:
+            raise LightvidError("finetuning on the built-in datasets needs square frames; give the recipe a "
+                                "'data:' section")
+        data = {"name": pipe.facts["dataset"], "num_frames": s.num_frames, "size": s.height}
+    options = {**recipe.finetune, **step.finetune, "steps": step.finetune_steps}
+    config: TrainConfig = config_from_dict({
+        "output_dir": str(stage / "train"), "init_from": str(start), "data": data, "fps": s.fps,
+        "data_channels": s.data_channels, "patch": s.patch, "train": options,
+        "diffusion": {"sigma_data": s.sigma_data, "sigma_min": s.sigma_min, "sigma_max": s.sigma_max,
+                      "sample_steps": s.steps, "sampler": s.sampler}})
+    train(config, progress=progress)
+    return NativePipeline.from_pretrained(stage / "train" / "model").unet
+
+
+def _lower_resolution(pipe: NativePipeline, step: RecipeStep) -> NativePipeline:
+    o = step.options
+    height, width = o.get("height", pipe.settings.height), o.get("width", pipe.settings.width)
+    if not all(isinstance(v, int) and v > 0 and v % pipe.settings.patch == 0 for v in (height, width)):
+        raise LightvidError(f"lower_resolution: height and width must be positive multiples of the patch size "
+                            f"({pipe.settings.patch}), got {height}x{width}")
+    return NativePipeline(pipe.unet, replace(pipe.settings, height=height, width=width), pipe.facts)
+
+
+def _run_native(folder: Path, recipe: Recipe, work: Path, progress: bool) -> NativePipeline:
+    pipe = NativePipeline.from_pretrained(folder)
+    for index, step in enumerate(recipe.steps):
+        stage = work / f"{index:02d}_{step.step}"
+        result = stage / "result"
+        if (result / PIPELINE_FILE).exists():  # finished in an earlier run
+            pipe = NativePipeline.from_pretrained(result)
+            continue
+        if step.step == "lower_resolution":
+            pipe = _lower_resolution(pipe, step)
+        pipe = NativePipeline(prepare(step, pipe.unet), pipe.settings, pipe.facts)
+        if step.finetune_steps:
+            pipe = NativePipeline(_finetune(pipe, step, recipe, stage, progress), pipe.settings, pipe.facts)
+        record = {"step": step.step, **step.options, "finetune_steps": step.finetune_steps}
+        done = [*pipe.facts.get("compressed", []), record]
+        pipe = NativePipeline(finish(step, pipe.unet), pipe.settings, {**pipe.facts, "compressed": done})
+        with atomic_dir(result, overwrite=True) as tmp:
+            pipe.save_pretrained(tmp)
+        if progress:
+            print(f"step {index + 1}/{len(recipe.steps)} {step.step}: done ({result})")
+    return pipe
+
+
+def _run_svd(folder: Path, recipe: Recipe) -> SpaceTimeUNet:
+    unet = SpaceTimeUNet.from_pretrained(folder)
+    for step in recipe.steps:
+        if step.finetune_steps:
+            raise LightvidError(f"step {step.step}: SVD checkpoints are transformed without finetuning "
+                                "(lightvid's trainer trains native models); set finetune_steps: 0")
+        if step.step == "lower_resolution":
+            raise LightvidError("lower_resolution changes the data a model is finetuned on; it does not apply "
+                                "to an SVD checkpoint without finetuning")
+        unet = finish(step, prepare(step, unet))
+    return unet
+
+
+def compress(model, recipe: Recipe, output, work_dir=None, overwrite: bool = False,
+             progress: bool = True) -> Path:
+    """Apply `recipe` to a native model folder (or embedded name) or an SVD pipeline/unet folder; write `output`."""
+    from lightvid.weights import model_folder
+
+    folder, output = model_folder(model), Path(output)
+    work = Path(work_dir) if work_dir else output.with_name(output.name + ".work")
+    if (folder / PIPELINE_FILE).exists():
+        pipe = _run_native(folder, recipe, work, progress)
+        with atomic_dir(output, overwrite=overwrite) as tmp:
+            pipe.save_pretrained(tmp)
+        return output
+    unet = _run_svd(folder, recipe)
+    pipeline_root = folder if (folder / "unet").is_dir() else None
+    with atomic_dir(output, overwrite=overwrite) as tmp:
+        if pipeline_root is None:  # a bare unet/ folder in, a bare lightvid UNet folder out
+            unet.save_pretrained(tmp)
+        else:  # the whole pipeline (VAE, image encoder, ...) with the compressed UNet in place of unet/
+            for item in pipeline_root.iterdir():
+                if item.name != "unet":
+                    (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
+            unet.save_pretrained(tmp / "unet")
+    return output
