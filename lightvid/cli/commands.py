@@ -1,8 +1,10 @@
-"""`lightvid generate` (SVD folders), `lightvid flops`, `lightvid train`, `lightvid compress`."""
+"""`lightvid generate` (SVD folders), `lightvid flops`, `lightvid train`, `lightvid compress`, `lightvid distill`."""
 import json
+import shutil
 from pathlib import Path
 
 import typer
+import yaml
 
 from lightvid.errors import LightvidError
 
@@ -140,6 +142,68 @@ def compress(
             step.finetune_steps = finetune_steps if step.finetune_steps else 0
     out = run_recipe(model, plan, output, work_dir, overwrite)
     typer.echo(f"wrote {out}")
+
+
+# Distillation defaults for a 2-core CPU (overridable with --config's `train:` section).
+DISTILL_TRAIN = {"batch_size": 8, "steps": 500, "lr": 5e-5, "warmup_steps": 20, "ema_decay": 0.99, "bf16": True,
+                 "checkpoint_every": 50, "log_every": 10}
+
+
+@app.command()
+def distill(
+    teacher: str = typer.Option(..., "--teacher", help="The model to distill: embedded (mnist, photo) or a native "
+                                "model folder. The student starts from its weights."),
+    output: Path = typer.Option(..., "-o", "--output", help="The student model folder to write."),
+    steps: int = typer.Option(1, "--steps", help="Sampling steps of the student (1 to 8; 1, 2 or 4 are usual)."),
+    config: Path | None = typer.Option(None, "--config", help="YAML with optional sections 'train:' (trainer "
+                                       "options: steps, lr, batch_size, ...), 'distill:' (adversarial_weight, "
+                                       "reconstruction_weight, huber_c, discriminator_lr, discriminator_loss, "
+                                       "head_channels) and 'data:' (a dataset, default: the teacher's)."),
+    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after this many more steps (rerun to "
+                                         "continue)."),
+    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+):
+    """Distill a model into a 1- or few-step student, adversarially (MobileVD, SF-V, SnapGen-V).
+
+    The run (checkpoints, log.jsonl, loss.png) lives in OUTPUT.work and resumes when run again; OUTPUT, a normal
+    model folder that samples with its step count by default, is written when training completes.
+    """
+    from lightvid.io import atomic_dir
+    from lightvid.train import finetune_config
+    from lightvid.train import train as run_training
+    from lightvid.train.state import latest_checkpoint, read_step
+    from lightvid.weights import model_folder
+
+    if not 1 <= steps <= 8:
+        raise LightvidError(f"--steps must be in [1, 8], got {steps}")
+    if output.exists() and any(output.iterdir()) and not overwrite:
+        raise LightvidError(f"{output} exists; pass --overwrite to replace it")
+    sections = _read_sections(config, ("train", "distill", "data")) if config else {}
+    folder = model_folder(teacher)
+    work = output.with_name(output.name + ".work")
+    run = finetune_config(folder, work, {**DISTILL_TRAIN, **sections.get("train", {})}, sections.get("data"),
+                          distill={"teacher": str(folder), **sections.get("distill", {}), "student_steps": steps})
+    run_training(run, max_steps=max_steps)
+    done = read_step(latest_checkpoint(work))
+    if done < run.train.steps:
+        typer.echo(f"stopped at step {done} of {run.train.steps}; run the same command again to continue")
+        return
+    with atomic_dir(output, overwrite=overwrite) as tmp:
+        shutil.copytree(work / "model", tmp, dirs_exist_ok=True)
+    typer.echo(f"wrote {output} ({steps}-step student of {teacher}; training run in {work})")
+
+
+def _read_sections(path: Path, accepted: tuple[str, ...]) -> dict:
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except OSError as e:
+        raise LightvidError(f"{path}: cannot read ({e.strerror})") from None
+    except yaml.YAMLError as e:
+        raise LightvidError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    unknown = sorted(set(raw) - set(accepted)) if isinstance(raw, dict) else ["(not a mapping)"]
+    if unknown:
+        raise LightvidError(f"{path}: unknown section(s) {unknown}; accepted: {', '.join(accepted)}")
+    return raw
 
 
 def _print_table(name: str, as_json: bool) -> None:

@@ -128,30 +128,14 @@ def finish(step: RecipeStep, unet: SpaceTimeUNet) -> SpaceTimeUNet:
 
 def _finetune(pipe: NativePipeline, step: RecipeStep, recipe: Recipe, stage: Path, progress: bool) -> SpaceTimeUNet:
     """Train `pipe` for step.finetune_steps with lightvid's trainer (resumes inside `stage`)."""
-    from lightvid.train import TrainConfig, config_from_dict, train
+    from lightvid.train import finetune_config, train
 
-    s = pipe.settings
     start = stage / "start"
     if not (start / PIPELINE_FILE).exists():
         with atomic_dir(start, overwrite=True) as tmp:
             pipe.save_pretrained(tmp)
-    if recipe.data is not None:
-        data = dict(recipe.data)
-    else:
-        if "dataset" not in pipe.facts:
-            raise LightvidError("this model does not say which dataset it was trained on (pipeline.json "
-                                "'dataset'); give the recipe a 'data:' section")
-        if s.height != s.width:
-            raise LightvidError("finetuning on the built-in datasets needs square frames; give the recipe a "
-                                "'data:' section")
-        data = {"name": pipe.facts["dataset"], "num_frames": s.num_frames, "size": s.height}
     options = {**recipe.finetune, **step.finetune, "steps": step.finetune_steps}
-    config: TrainConfig = config_from_dict({
-        "output_dir": str(stage / "train"), "init_from": str(start), "data": data, "fps": s.fps,
-        "data_channels": s.data_channels, "patch": s.patch, "train": options,
-        "diffusion": {"sigma_data": s.sigma_data, "sigma_min": s.sigma_min, "sigma_max": s.sigma_max,
-                      "sample_steps": s.steps, "sampler": s.sampler}})
-    train(config, progress=progress)
+    train(finetune_config(start, stage / "train", options, recipe.data), progress=progress)
     return NativePipeline.from_pretrained(stage / "train" / "model").unet
 
 

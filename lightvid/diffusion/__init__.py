@@ -18,6 +18,7 @@ from lightvid.diffusion.samplers import (
     sample_euler,
     sample_euler_ancestral,
     sample_heun,
+    sample_renoise,
 )
 from lightvid.diffusion.schedules import flow_sigmas, karras_sigmas, svd_sigmas
 
@@ -33,6 +34,7 @@ __all__ = [
     "sample_euler",
     "sample_euler_ancestral",
     "sample_heun",
+    "sample_renoise",
     "svd_denoiser",
     "svd_guidance_ramp",
     "svd_sigmas",

@@ -114,6 +114,25 @@ def sample_euler_ancestral(
 
 
 @torch.no_grad()
+def sample_renoise(model: Model, x: torch.Tensor, sigmas: torch.Tensor, extra_args: dict | None = None,
+                   callback: Callable[[dict], None] | None = None, disable: bool | None = None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Multistep sampling of few-step students (consistency models, Song et al. 2023, Alg. 1; adversarial
+    diffusion distillation): x0 = D(x; sigma_i), then fresh noise up to sigma_{i+1}. A student distilled at
+    these sigmas was trained exactly on inputs of this form (clean clip + sigma_i * noise). One step = D(x)."""
+    extra_args = extra_args or {}
+    sigmas = sigmas.to(x.device)
+    batch_ones = x.new_ones([x.shape[0]])  # (b,)
+    for i in _steps(sigmas, disable):
+        sigma, sigma_next = sigmas[i], sigmas[i + 1]
+        x = denoised = model(x, sigma * batch_ones, **extra_args)
+        if sigma_next > 0:
+            x = denoised + sigma_next * torch.randn(x.shape, generator=generator, dtype=x.dtype, device=x.device)
+        _report(callback, x, i, sigma, sigma, denoised)
+    return x
+
+
+@torch.no_grad()
 def sample_heun(
     model: Model,
     x: torch.Tensor,
@@ -199,6 +218,7 @@ SAMPLERS: dict[str, Callable[..., torch.Tensor]] = {
     "euler_ancestral": sample_euler_ancestral,
     "heun": sample_heun,
     "dpmpp_2m": sample_dpmpp_2m,
+    "renoise": sample_renoise,
 }
 
 

@@ -27,12 +27,16 @@ class NativeNet(nn.Module):
         # x_in, given: (b, f, c, h, w); mask: (b, f, 1, h, w) in {0, 1}. Given pixels come in clean through
         # `given`; their noisy copy is zeroed so training and sampling see the same input whatever the sampler
         # state holds there (it is never trained and is replaced by the given pixels at the end).
-        dtype = next(self.unet.parameters()).dtype
+        out = self.unet(self.unet_input(x_in, given, mask), c_noise).float()
+        p = self.patch
+        return rearrange(out, "b f (c p q) h w -> b f c (h p) (w q)", p=p, q=p)
+
+    def unet_input(self, x_in: torch.Tensor, given: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """[noisy (given pixels zeroed) ‖ given ‖ mask], p×p patches folded into channels: (b, f, c_in, h/p, w/p)."""
         sample = torch.cat([x_in * (1 - mask), given, mask], dim=2)
         p = self.patch
         sample = rearrange(sample, "b f c (h p) (w q) -> b f (c p q) h w", p=p, q=p)
-        out = self.unet(sample.to(dtype), c_noise).float()
-        return rearrange(out, "b f (c p q) h w -> b f c (h p) (w q)", p=p, q=p)
+        return sample.to(next(self.unet.parameters()).dtype)
 
 
 def native_channels(data_channels: int, patch: int = 1) -> tuple[int, int]:

@@ -168,20 +168,33 @@ class SpaceTimeUNet(nn.Module):
 
     def forward(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor | None = None,
                 added_time_ids: torch.Tensor | None = None) -> torch.Tensor:
+        b = sample.shape[0]
+        x, f, emb, skips, _ = self.encode(sample, timestep, encoder_hidden_states, added_time_ids)
+        for level in self.up:
+            x, f = level(x, emb, encoder_hidden_states, f, skips)
+        x = self.conv_out(F.silu(self.norm_out(x)))
+        return rearrange(x, "(b f) c h w -> b f c h w", b=b).contiguous()
+
+    def encode(self, sample: torch.Tensor, timestep, encoder_hidden_states: torch.Tensor | None = None,
+               added_time_ids: torch.Tensor | None = None):
+        """The down path and mid level (what a UNet-encoder discriminator reuses).
+
+        Returns (x, f, emb, skips, levels): the mid output (b·f, c, h, w) with its frame count f, the embedding
+        (b, emb_dim), the skip connections the up path consumes, and [(output, frames)] of every down level
+        and the mid level, coarsest last."""
         b, f = sample.shape[:2]
         if self.temporal_gates is not None:
             for module, gate in zip(self._gated, self.temporal_gates()):
                 module.gate = gate
         emb = self.embed(timestep, added_time_ids, b, sample)  # (b, emb_dim)
         x = self.conv_in(rearrange(sample, "b f c h w -> (b f) c h w"))
-        skips = [(x, f)]
+        skips, levels = [(x, f)], []
         for level in self.down:
             x, f = level(x, emb, encoder_hidden_states, f, skips)
+            levels.append((x, f))
         x = self.mid(x, emb, encoder_hidden_states, f)
-        for level in self.up:
-            x, f = level(x, emb, encoder_hidden_states, f, skips)
-        x = self.conv_out(F.silu(self.norm_out(x)))
-        return rearrange(x, "(b f) c h w -> b f c h w", b=b).contiguous()
+        levels.append((x, f))
+        return x, f, emb, skips, levels
 
     def embed(self, timestep, added_time_ids, batch: int, like: torch.Tensor) -> torch.Tensor:
         """Timestep (+ added time ids) embedding, one per clip: (b, emb_dim)."""

@@ -1,5 +1,5 @@
 """Training native lightvid models: masked-frame EDM diffusion under accelerate."""
-from .config import TrainConfig, config_from_dict, load_config
+from .config import DistillConfig, TrainConfig, config_from_dict, finetune_config, load_config
 from .loop import train
 
-__all__ = ["TrainConfig", "config_from_dict", "load_config", "train"]
+__all__ = ["DistillConfig", "TrainConfig", "config_from_dict", "finetune_config", "load_config", "train"]

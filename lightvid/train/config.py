@@ -44,6 +44,19 @@ class OptimConfig:
 
 
 @dataclass
+class DistillConfig:
+    """Adversarial distillation to few steps (lightvid/compress/distill.py explains each choice)."""
+    teacher: str  # model folder or embedded name; the student starts from it
+    student_steps: int = 1
+    adversarial_weight: float = 0.5
+    reconstruction_weight: float = 1.0
+    huber_c: float = 0.03  # pseudo-Huber sqrt(d² + c²) − c: quadratic below c, linear above (pixels in [-1, 1])
+    discriminator_lr: float = 2e-4
+    discriminator_loss: str = "hinge"  # or "nonsaturating"
+    head_channels: int = 64
+
+
+@dataclass
 class TrainConfig:
     output_dir: str
     model: UNetConfig
@@ -59,6 +72,8 @@ class TrainConfig:
     # A native model folder whose weights start the run (finetuning; lightvid compress). `model` may then be
     # left out: it is read from the folder.
     init_from: str | None = None
+    # Present: train a few-step student of `distill.teacher` adversarially instead of denoising (lightvid distill).
+    distill: DistillConfig | None = None
 
 
 def _build(cls, values: dict, where: str):
@@ -83,7 +98,8 @@ def config_from_dict(raw: dict) -> TrainConfig:
         raw.setdefault("model", _read_config(Path(raw["init_from"])))
     sections = {"model": lambda v: UNetConfig.from_dict(v) if isinstance(v, dict) else _build(UNetConfig, v, "model"),
                 "diffusion": lambda v: _build(DiffusionConfig, v, "diffusion"),
-                "train": lambda v: _build(OptimConfig, v, "train")}
+                "train": lambda v: _build(OptimConfig, v, "train"),
+                "distill": lambda v: None if v is None else _build(DistillConfig, v, "distill")}
     for key, make in sections.items():
         if key in raw:
             raw[key] = make(raw[key])
@@ -111,9 +127,43 @@ def config_from_dict(raw: dict) -> TrainConfig:
     if not all(isinstance(v, (int, float)) for v in numbers) or not (
             t.lr > 0 and 0 <= t.ema_decay < 1 and t.grad_clip > 0 and t.gate_lr > 0 and t.gate_l1 >= 0):
         raise LightvidError("config: need lr > 0, 0 <= ema_decay < 1, grad_clip > 0, gate_lr > 0 and gate_l1 >= 0")
+    if config.distill is not None:
+        _check_distill(config.distill)
     if "name" not in config.data:
         raise LightvidError("config: 'data' needs a 'name' (a dataset: moving_mnist, camera_motion, ...)")
     return config
+
+
+def _check_distill(d: DistillConfig) -> None:
+    if not isinstance(d.student_steps, int) or not 1 <= d.student_steps <= 8:
+        raise LightvidError(f"distill: student_steps must be an integer in [1, 8], got {d.student_steps!r}")
+    if d.discriminator_loss not in ("hinge", "nonsaturating"):
+        raise LightvidError(f"distill: discriminator_loss '{d.discriminator_loss}' is not one of hinge, nonsaturating")
+    numbers = (d.adversarial_weight, d.reconstruction_weight, d.huber_c, d.discriminator_lr, d.head_channels)
+    if not all(isinstance(v, (int, float)) for v in numbers) or min(d.adversarial_weight, d.reconstruction_weight) < 0 \
+            or min(d.huber_c, d.discriminator_lr, d.head_channels) <= 0:
+        raise LightvidError("distill: weights must be >= 0; huber_c, discriminator_lr and head_channels > 0")
+
+
+def finetune_config(folder, output_dir, train: dict, data: dict | None = None, **extra) -> TrainConfig:
+    """A config that continues training the native model in `folder` (its frame format, noise settings and
+    dataset) into `output_dir`, with `train` options; `extra` top-level keys (distill, tasks) pass through."""
+    from lightvid.pipelines.native import NativePipeline
+
+    pipe = NativePipeline.from_pretrained(folder)
+    s = pipe.settings
+    if data is None:
+        if "dataset" not in pipe.facts:
+            raise LightvidError(f"{folder}: the model does not say which dataset it was trained on "
+                                "(pipeline.json 'dataset'); give a 'data:' section")
+        if s.height != s.width:
+            raise LightvidError("finetuning on the built-in datasets needs square frames; give a 'data:' section")
+        data = {"name": pipe.facts["dataset"], "num_frames": s.num_frames, "size": s.height}
+    return config_from_dict({
+        "output_dir": str(output_dir), "init_from": str(folder), "data": data, "fps": s.fps,
+        "data_channels": s.data_channels, "patch": s.patch, "train": train,
+        "diffusion": {"sigma_data": s.sigma_data, "sigma_min": s.sigma_min, "sigma_max": s.sigma_max,
+                      "sample_steps": s.steps, "sampler": s.sampler}, **extra})
 
 
 def load_config(path) -> TrainConfig:

@@ -7,7 +7,7 @@ weights, EMA and optimizer moments, so a run killed and resumed ends with the sa
 import json
 import math
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -28,7 +28,7 @@ from .config import TrainConfig
 from .masking import sample_given_frames
 from .objective import denoising_loss
 from .plots import plot_loss_curve
-from .state import latest_checkpoint, load_optimizer, read_step, save_checkpoint
+from .state import latest_checkpoint, load_extra, load_optimizer, read_step, save_checkpoint
 
 
 def _seed(*parts: int) -> int:
@@ -113,6 +113,19 @@ def _param_groups(unet: SpaceTimeUNet, opt) -> list[dict]:
     return groups
 
 
+def _distillation(config: TrainConfig):
+    """The adversarial objective of a `distill` run (teacher loaded from its folder), else None."""
+    if config.distill is None:
+        return None
+    from lightvid.compress.distill import Distillation
+    from lightvid.weights import model_folder
+
+    teacher = NativePipeline.from_pretrained(model_folder(config.distill.teacher)).unet
+    d = config.diffusion
+    return Distillation(config.distill, teacher, config.patch, d.sigma_data, d.sigma_min, d.sigma_max, d.p_mean,
+                        d.p_std)
+
+
 def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int, clip_shape, folder: Path) -> None:
     """Write the EMA weights as a ready-to-use native model folder (what CLI commands load), atomically."""
     with torch.device("meta"):
@@ -124,9 +137,12 @@ def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int,
                               sigma_data=config.diffusion.sigma_data, sigma_min=config.diffusion.sigma_min,
                               sigma_max=config.diffusion.sigma_max, steps=config.diffusion.sample_steps,
                               sampler=config.diffusion.sampler)
+    facts = {"trained_steps": step, "dataset": config.data["name"]}
+    if config.distill is not None:  # a student samples with the steps it was distilled for, by default
+        settings = replace(settings, steps=config.distill.student_steps, sampler="renoise")
+        facts.update(distilled_from=str(config.distill.teacher), student_steps=config.distill.student_steps)
     with atomic_dir(folder, overwrite=True) as tmp:
-        NativePipeline(shipped, settings).save_pretrained(tmp, extra={"trained_steps": step,
-                                                                      "dataset": config.data["name"]})
+        NativePipeline(shipped, settings).save_pretrained(tmp, extra=facts)
 
 
 def train(config: TrainConfig, max_steps: int | None = None, progress: bool = True) -> Path:
@@ -154,7 +170,12 @@ def train(config: TrainConfig, max_steps: int | None = None, progress: bool = Tr
         start = read_step(checkpoint)
         if accelerator.is_main_process:
             print(f"resuming from {checkpoint} (step {start})")
+    distill = _distillation(config)
+    if distill is not None and checkpoint is not None:
+        load_extra(checkpoint, "discriminator", distill.heads(), distill.optimizer)
     model, optimizer = accelerator.prepare(NativeNet(unet, config.patch), optimizer)
+    if distill is not None:
+        distill.prepare(accelerator)
     denoiser = Denoiser(model, prediction="edm", sigma_data=config.diffusion.sigma_data)
 
     dataset = build_dataset(config.data["name"], **{k: v for k, v in config.data.items() if k != "name"})
@@ -187,14 +208,20 @@ def train(config: TrainConfig, max_steps: int | None = None, progress: bool = Tr
         gates = accelerator.unwrap_model(model).unet.temporal_gates
         if gates is not None:
             gates.reseed(_seed(config.seed, step, 2))  # the same gates on every rank
+        logs = {}
         with accelerator.autocast():
-            loss = denoising_loss(denoiser, clips, given, g, config.diffusion.p_mean, config.diffusion.p_std)
+            if distill is None:
+                loss = denoising_loss(denoiser, clips, given, g, config.diffusion.p_mean, config.diffusion.p_std)
+            else:
+                loss, logs, fake = distill.generator_loss(denoiser, clips, given, g)
             if gates is not None:
                 loss = loss + opt.gate_l1 * gates.penalty()
         optimizer.zero_grad(set_to_none=True)
         accelerator.backward(loss)
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), opt.grad_clip)
         optimizer.step()
+        if distill is not None:
+            logs.update(distill.discriminator_step(clips, given, fake, g, accelerator))
         with torch.no_grad():  # EMA in float32, identical on every rank (DDP keeps weights in sync)
             decay = ema_decay(step, opt.ema_decay)
             for name, p in accelerator.unwrap_model(model).unet.state_dict().items():
@@ -203,7 +230,8 @@ def train(config: TrainConfig, max_steps: int | None = None, progress: bool = Tr
         bar.update(1)
         if accelerator.is_main_process and (done % opt.log_every == 0 or done == end):
             record = {"step": done, "loss": loss.item(), "lr": learning_rate(step, opt),
-                      "grad_norm": float(grad_norm), "steps_per_s": (done - start) / (time.perf_counter() - tic)}
+                      "grad_norm": float(grad_norm), "steps_per_s": (done - start) / (time.perf_counter() - tic),
+                      **logs}
             bar.set_postfix(loss=f"{record['loss']:.4f}")
             log_path.parent.mkdir(parents=True, exist_ok=True)
             with log_path.open("a") as f:
@@ -212,7 +240,8 @@ def train(config: TrainConfig, max_steps: int | None = None, progress: bool = Tr
             accelerator.wait_for_everyone()
             if accelerator.is_main_process:
                 core = accelerator.unwrap_model(model).unet
-                save_checkpoint(out, done, core, ema, optimizer, asdict(config))
+                extra = {"discriminator": (distill.heads(), distill.optimizer)} if distill is not None else None
+                save_checkpoint(out, done, core, ema, optimizer, asdict(config), extra)
                 export_model(core, ema, config, done, clip_shape, out / "model")
                 plot_loss_curve(log_path, out / "loss.png")
     bar.close()

@@ -20,26 +20,29 @@ from lightvid.models import SpaceTimeUNet
 KEEP = 2  # checkpoints kept on disk
 
 
-def save_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:
+def save_optimizer(optimizer: torch.optim.Optimizer, folder: Path, name: str = "optimizer") -> None:
     state = optimizer.state_dict()
-    tensors = {f"{idx}.{name}": value.detach().contiguous() for idx, entry in state["state"].items()
-               for name, value in entry.items() if isinstance(value, torch.Tensor)}
-    save_file(tensors, str(folder / "optimizer.safetensors"))
-    (folder / "optimizer.json").write_text(json.dumps({"param_groups": state["param_groups"]}))
+    tensors = {f"{idx}.{key}": value.detach().contiguous() for idx, entry in state["state"].items()
+               for key, value in entry.items() if isinstance(value, torch.Tensor)}
+    save_file(tensors, str(folder / f"{name}.safetensors"))
+    (folder / f"{name}.json").write_text(json.dumps({"param_groups": state["param_groups"]}))
 
 
-def load_optimizer(optimizer: torch.optim.Optimizer, folder: Path) -> None:
-    tensors = load_file(folder / "optimizer.safetensors")
+def load_optimizer(optimizer: torch.optim.Optimizer, folder: Path, name: str = "optimizer") -> None:
+    tensors = load_file(folder / f"{name}.safetensors")
     per_param: dict[int, dict] = {}
     for key, value in tensors.items():
-        idx, name = key.split(".", 1)
-        per_param.setdefault(int(idx), {})[name] = value
-    groups = json.loads((folder / "optimizer.json").read_text())["param_groups"]
+        idx, entry = key.split(".", 1)
+        per_param.setdefault(int(idx), {})[entry] = value
+    groups = json.loads((folder / f"{name}.json").read_text())["param_groups"]
     optimizer.load_state_dict({"state": per_param, "param_groups": groups})
 
 
 def save_checkpoint(output_dir: Path, step: int, unet: SpaceTimeUNet, ema: dict[str, torch.Tensor],
-                    optimizer: torch.optim.Optimizer, config: dict) -> Path:
+                    optimizer: torch.optim.Optimizer, config: dict,
+                    extra: dict[str, tuple[torch.nn.Module, torch.optim.Optimizer]] | None = None) -> Path:
+    """`extra`: more trained parts (a distillation discriminator) as name -> (module, its optimizer), saved as
+    NAME.safetensors + NAME_optimizer.safetensors/json; `load_extra` reads them back."""
     root = Path(output_dir) / "checkpoints"
     target = root / f"step_{step:08d}"
     with atomic_dir(target, overwrite=True) as tmp:
@@ -47,10 +50,19 @@ def save_checkpoint(output_dir: Path, step: int, unet: SpaceTimeUNet, ema: dict[
         unet.save_pretrained(tmp / "unet")
         save_file({k: v.contiguous() for k, v in ema.items()}, str(tmp / "ema.safetensors"))
         save_optimizer(optimizer, tmp)
+        for name, (module, module_optimizer) in (extra or {}).items():
+            save_file({k: v.detach().contiguous() for k, v in module.state_dict().items()},
+                      str(tmp / f"{name}.safetensors"))
+            save_optimizer(module_optimizer, tmp, f"{name}_optimizer")
         (tmp / "state.json").write_text(json.dumps({"step": step, "config": config}, indent=1))
     for old in sorted(root.glob("step_*"))[:-KEEP]:
         shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def load_extra(checkpoint: Path, name: str, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
+    module.load_state_dict(load_file(checkpoint / f"{name}.safetensors"))
+    load_optimizer(optimizer, checkpoint, f"{name}_optimizer")
 
 
 def latest_checkpoint(output_dir: Path) -> Path | None:

@@ -1,0 +1,160 @@
+"""Adversarial distillation of a native model to 1 or k fixed sampling steps (MobileVD, SnapGen-V, SF-V).
+
+Student: initialised from the teacher. It is trained on exactly the inputs it will meet when sampled with
+`sample_renoise` at the k noise levels karras_sigmas(k)[:-1]: a clip's generated frames at clean + σ_i·noise
+(given frames clean in the conditioning channels, as for every task), and predicts the clean clip in one call.
+Its generator loss is
+    adversarial_weight · (−D(fake))  +  reconstruction_weight · pseudo-Huber(fake − real)   (generated frames)
+The reconstruction target is the real clip, not the teacher's multi-step samples: on a 2-core CPU one teacher
+sample costs 2·25 − 1 UNet evaluations, ~25 times a training step, while the real clips are free and are what
+the teacher itself was trained to match. From pure noise (1 step) the reconstruction alone would give the
+blurry posterior mean; the adversarial term is what makes samples sharp (SF-V, MobileVD).
+
+Discriminator (SF-V / SnapGen-V): the teacher's encoder (conv_in, down levels, mid), frozen, sees a clip
+re-noised to σ_d ~ LogNormal(p_mean, p_std) (the training distribution) with the task's given frames and mask in
+its conditioning channels, and its timestep embedding of σ_d. After every down level and the mid level sit two
+small trainable heads: a spatial one (frames folded into the batch: norm, 3×3 conv, FiLM by the embedding, 1×1
+conv to a logit map) and a temporal one (pixels folded into the batch: the same with convolutions over time).
+Hinge loss (non-saturating as an option), every logit of every head counted alike.
+"""
+import torch
+from einops import rearrange
+from torch import nn
+from torch.nn import functional as F
+
+from lightvid.diffusion import Denoiser, karras_sigmas
+from lightvid.models import SpaceTimeUNet
+from lightvid.models.native import NativeNet
+from lightvid.train.config import DistillConfig
+from lightvid.train.objective import given_mask
+
+
+class _Head(nn.Module):
+    """norm -> SiLU -> conv (k taps) -> FiLM(embedding) -> SiLU -> 1×1 conv to one logit per position."""
+
+    def __init__(self, ch: int, hidden: int, emb_dim: int, conv: type, groups: int):
+        super().__init__()
+        self.norm = nn.GroupNorm(groups, ch)
+        self.conv = conv(ch, hidden, 3, padding=1)
+        self.film = nn.Linear(emb_dim, 2 * hidden)
+        self.out = conv(hidden, 1, 1)
+
+    def forward(self, x: torch.Tensor, emb: torch.Tensor) -> torch.Tensor:
+        # x: (n, c, *positions); emb: (n, emb_dim), one row per x row
+        h = self.conv(F.silu(self.norm(x)))
+        scale, shift = self.film(F.silu(emb)).chunk(2, dim=1)
+        trailing = (1,) * (h.ndim - 2)
+        h = h * (1 + scale.view(*scale.shape, *trailing)) + shift.view(*shift.shape, *trailing)
+        return self.out(F.silu(h))
+
+
+class Discriminator(nn.Module):
+    """Frozen teacher encoder + a spatial and a temporal head per level. Only the heads train."""
+
+    def __init__(self, teacher: SpaceTimeUNet, patch: int, sigma_data: float, hidden: int = 64):
+        super().__init__()
+        cfg = teacher.config
+        self.encoder = NativeNet(teacher, patch).requires_grad_(False).eval()
+        self.preconditioning = Denoiser(self.encoder, prediction="edm", sigma_data=sigma_data).preconditioning
+        channels = [*cfg.channels, cfg.channels[-1]]  # every down level's output, then the mid level's
+        groups = cfg.norm_groups
+        self.spatial = nn.ModuleList(_Head(c, hidden, cfg.emb_dim, nn.Conv2d, groups) for c in channels)
+        self.temporal = nn.ModuleList(_Head(c, hidden, cfg.emb_dim, nn.Conv1d, groups) for c in channels)
+
+    def train(self, mode: bool = True) -> "Discriminator":
+        super().train(mode)
+        self.encoder.eval()  # frozen: no dropout / norm statistics to update, whatever the mode
+        return self
+
+    def forward(self, noisy: torch.Tensor, sigma: torch.Tensor, given: torch.Tensor,
+                mask: torch.Tensor) -> list[torch.Tensor]:
+        """noisy, given: (b, f, c, h, w); sigma: (b,); mask: (b, f, 1, h, w). Returns each head's logits."""
+        _, _, c_in, c_noise = self.preconditioning(sigma)
+        sample = self.encoder.unet_input(noisy * c_in.view(-1, 1, 1, 1, 1), given, mask)
+        _, _, emb, _, levels = self.encoder.unet.encode(sample, c_noise)
+        emb = emb.float()
+        logits = []
+        for (x, frames), spatial, temporal in zip(levels, self.spatial, self.temporal):
+            x = x.float()
+            height, width = x.shape[-2:]
+            logits.append(spatial(x, emb.repeat_interleave(frames, dim=0)))  # (b·f, 1, h, w)
+            seq = rearrange(x, "(b f) c h w -> (b h w) c f", f=frames)
+            logits.append(temporal(seq, emb.repeat_interleave(height * width, dim=0)))  # (b·h·w, 1, f)
+        return logits
+
+
+def discriminator_loss(real: list[torch.Tensor], fake: list[torch.Tensor], kind: str) -> torch.Tensor:
+    if kind == "hinge":
+        return sum(F.relu(1 - r).mean() + F.relu(1 + f).mean() for r, f in zip(real, fake))
+    return sum(F.softplus(-r).mean() + F.softplus(f).mean() for r, f in zip(real, fake))
+
+
+def generator_adversarial_loss(fake: list[torch.Tensor], kind: str) -> torch.Tensor:
+    if kind == "hinge":
+        return sum(-f.mean() for f in fake)
+    return sum(F.softplus(-f).mean() for f in fake)
+
+
+def pseudo_huber(prediction: torch.Tensor, target: torch.Tensor, weight: torch.Tensor, c: float) -> torch.Tensor:
+    """Mean of sqrt(d² + c²) − c over the positions where `weight` is 1 (the generated frames)."""
+    d = torch.sqrt((prediction - target) ** 2 + c * c) - c
+    return (d * weight).sum() / (weight.expand_as(d).sum()).clamp(min=1.0)
+
+
+class Distillation:
+    """One generator (student) loss and one discriminator update per training step; see the module docstring."""
+
+    def __init__(self, cfg: DistillConfig, teacher: SpaceTimeUNet, patch: int, sigma_data: float,
+                 sigma_min: float, sigma_max: float, p_mean: float, p_std: float):
+        self.cfg, self.p_mean, self.p_std = cfg, p_mean, p_std
+        self.discriminator = Discriminator(teacher, patch, sigma_data, cfg.head_channels)
+        heads = [p for p in self.discriminator.parameters() if p.requires_grad]
+        # β1 = 0: the usual GAN choice (momentum makes the two-player game oscillate)
+        self.optimizer = torch.optim.AdamW(heads, lr=cfg.discriminator_lr, betas=(0.0, 0.99), weight_decay=0.0)
+        self.student_sigmas = karras_sigmas(cfg.student_steps, sigma_min, sigma_max)[:-1]  # (k,)
+
+    def prepare(self, accelerator) -> None:
+        self.discriminator, self.optimizer = accelerator.prepare(self.discriminator, self.optimizer)
+
+    def _discriminator_sigma(self, b: int, g: torch.Generator) -> torch.Tensor:
+        return torch.exp(self.p_mean + self.p_std * torch.randn(b, generator=g))
+
+    def generator_loss(self, student: Denoiser, clips: torch.Tensor, given_frames: torch.Tensor,
+                       g: torch.Generator) -> tuple[torch.Tensor, dict, torch.Tensor]:
+        """clips: (b, f, c, h, w) real; given_frames: (b, f) bool. Returns (loss, logs, fake detached)."""
+        b = clips.shape[0]
+        mask = given_mask(given_frames, clips)
+        given = clips * mask
+        sigma = self.student_sigmas[torch.randint(len(self.student_sigmas), (b,), generator=g)].to(clips)
+        noisy = clips + sigma.view(-1, 1, 1, 1, 1) * torch.randn(clips.shape, generator=g).to(clips)
+        fake = mask * clips + (1 - mask) * student(noisy, sigma, given=given, mask=mask)
+        sigma_d = self._discriminator_sigma(b, g).to(clips)
+        renoised = fake + sigma_d.view(-1, 1, 1, 1, 1) * torch.randn(clips.shape, generator=g).to(clips)
+        adversarial = generator_adversarial_loss(self.discriminator(renoised, sigma_d, given, mask),
+                                                 self.cfg.discriminator_loss)
+        reconstruction = pseudo_huber(fake, clips, 1 - mask, self.cfg.huber_c)
+        loss = self.cfg.adversarial_weight * adversarial + self.cfg.reconstruction_weight * reconstruction
+        return loss, {"adversarial": adversarial.item(), "reconstruction": reconstruction.item()}, fake.detach()
+
+    def discriminator_step(self, clips: torch.Tensor, given_frames: torch.Tensor, fake: torch.Tensor,
+                           g: torch.Generator, accelerator) -> dict:
+        """One update of the heads on real vs fake clips, both re-noised to the same σ_d (one batched call)."""
+        b = clips.shape[0]
+        mask = given_mask(given_frames, clips)
+        sigma_d = self._discriminator_sigma(b, g).to(clips).repeat(2)
+        both = torch.cat([clips, fake])
+        noisy = both + sigma_d.view(-1, 1, 1, 1, 1) * torch.randn(both.shape, generator=g).to(clips)
+        with accelerator.autocast():
+            logits = self.discriminator(noisy, sigma_d, torch.cat([clips, clips]) * mask.repeat(2, 1, 1, 1, 1),
+                                        mask.repeat(2, 1, 1, 1, 1))
+            loss = discriminator_loss([x[: x.shape[0] // 2] for x in logits], [x[x.shape[0] // 2:] for x in logits],
+                                      self.cfg.discriminator_loss)
+        self.optimizer.zero_grad(set_to_none=True)
+        accelerator.backward(loss)
+        self.optimizer.step()
+        return {"discriminator": loss.item()}
+
+    def heads(self) -> nn.Module:
+        """What a checkpoint keeps of the discriminator (the encoder is the frozen teacher)."""
+        core = self.discriminator.module if hasattr(self.discriminator, "module") else self.discriminator
+        return nn.ModuleDict({"spatial": core.spatial, "temporal": core.temporal})

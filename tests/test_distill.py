@@ -1,0 +1,121 @@
+"""Adversarial few-step distillation: losses, the frozen-encoder discriminator, the renoise sampler, and
+`lightvid distill` end to end on a tiny model (finite losses, exact resume, a student that runs every task)."""
+import json
+
+import pytest
+import torch
+import yaml
+from PIL import Image
+from safetensors.torch import load_file
+
+from lightvid.cli import main
+from lightvid.compress.distill import Discriminator, discriminator_loss, generator_adversarial_loss, pseudo_huber
+from lightvid.diffusion import karras_sigmas, sample_renoise
+from lightvid.pipelines.native import NativePipeline
+from native_fixtures import save_tiny_native, tiny_native
+
+
+def run(capsys, *args):
+    code = main([str(a) for a in args])
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_losses():
+    real, fake = [torch.tensor([2.0, 0.0])], [torch.tensor([-2.0, 0.5])]
+    assert discriminator_loss(real, fake, "hinge").item() == pytest.approx((0 + 1) / 2 + (0 + 1.5) / 2)
+    assert generator_adversarial_loss(fake, "hinge").item() == pytest.approx(0.75)
+    assert generator_adversarial_loss([torch.zeros(3)], "nonsaturating").item() == pytest.approx(0.6931, abs=1e-4)
+    d = torch.tensor([0.0, 0.001, 3.0])
+    weight = torch.tensor([1.0, 1.0, 0.0])  # the last position is a given frame: not counted
+    expected = (torch.sqrt(d[:2] ** 2 + 0.03**2) - 0.03).mean()
+    assert pseudo_huber(d, torch.zeros(3), weight, 0.03).item() == pytest.approx(expected.item())
+
+
+def test_renoise_sampler_one_step_is_the_denoiser():
+    x = torch.randn(1, 3, 4, 4) * 80
+
+    def model(v, sigma):
+        return torch.tanh(v / sigma.view(-1, 1, 1, 1))
+
+    one = sample_renoise(model, x, karras_sigmas(1, 0.002, 80.0), disable=True)
+    assert torch.equal(one, model(x, torch.tensor([80.0])))
+    two = sample_renoise(model, x, karras_sigmas(2, 0.002, 80.0), generator=torch.Generator().manual_seed(0),
+                         disable=True)
+    assert two.abs().max() <= 1  # the last step returns a denoised estimate, not a noisy state
+
+
+def test_discriminator_trains_heads_only():
+    pipe = tiny_native(data_channels=1, patch=2, size=16, frames=4)
+    disc = Discriminator(pipe.unet, patch=2, sigma_data=0.5, hidden=16).train()
+    clips = torch.randn(2, 4, 1, 16, 16)
+    mask = torch.zeros(2, 4, 1, 16, 16)
+    mask[:, 0] = 1
+    logits = disc(clips, torch.tensor([0.5, 3.0]), clips * mask, mask)
+    levels = len(pipe.unet.config.channels) + 1  # every down level and the mid level
+    assert len(logits) == 2 * levels and all(torch.isfinite(x).all() for x in logits)
+    sum(x.mean() for x in logits).backward()
+    assert all(p.grad is None for p in disc.encoder.parameters())
+    assert all(p.grad is not None for p in disc.spatial.parameters()) and not disc.encoder.training
+
+
+@pytest.fixture(scope="module")
+def teacher(tmp_path_factory):  # 1 channel, patch 2, 32x32, window 6
+    return save_tiny_native(tmp_path_factory.mktemp("teacher") / "t", data_channels=1, patch=2, size=32, frames=6,
+                            dataset="moving_mnist")
+
+
+def _config(tmp_path, steps=3):
+    path = tmp_path / "distill.yaml"
+    path.write_text(yaml.safe_dump({"train": {"steps": steps, "batch_size": 2, "checkpoint_every": 1, "log_every": 1,
+                                              "bf16": False},
+                                    "distill": {"head_channels": 16}}))
+    return path
+
+
+def test_distill_end_to_end_and_the_student_runs_every_task(capsys, tmp_path, teacher):
+    code, _, err = run(capsys, "distill", "--teacher", teacher, "--steps", 1, "-o", tmp_path / "student",
+                         "--config", _config(tmp_path))
+    assert code == 0, err
+    student = NativePipeline.from_pretrained(tmp_path / "student")
+    assert (student.settings.steps, student.settings.sampler) == (1, "renoise")
+    assert student.facts["student_steps"] == 1 and student.facts["distilled_from"] == str(teacher)
+    records = [json.loads(line) for line in (tmp_path / "student.work" / "log.jsonl").read_text().splitlines()]
+    losses = [r[k] for r in records for k in ("loss", "adversarial", "reconstruction", "discriminator")]
+    assert len(records) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    Image.new("RGB", (40, 24), (90, 140, 200)).save(tmp_path / "a.png")
+    commands = [["animate", tmp_path / "a.png"], ["interpolate", tmp_path / "a.png", tmp_path / "a.png"],
+                ["loop", tmp_path / "a.png"], ["extend", tmp_path / "animate.mp4", "--frames", 8]]
+    for command in commands:
+        name = command[0]
+        code, _, err = run(capsys, *command, "-o", tmp_path / f"{name}.mp4", "--model", tmp_path / "student")
+        assert code == 0 and (tmp_path / f"{name}.mp4").exists(), (name, err)
+
+
+def test_distill_resumes_exactly(capsys, tmp_path, teacher):
+    straight, stopped = tmp_path / "a", tmp_path / "b"
+    straight.mkdir()
+    stopped.mkdir()
+    assert run(capsys, "distill", "--teacher", teacher, "-o", straight / "s", "--config", _config(tmp_path))[0] == 0
+    code, out, _ = run(capsys, "distill", "--teacher", teacher, "-o", stopped / "s", "--config", _config(tmp_path),
+                       "--max-steps", 2)
+    assert code == 0 and "stopped at step 2 of 3" in out and not (stopped / "s").exists()
+    assert run(capsys, "distill", "--teacher", teacher, "-o", stopped / "s", "--config", _config(tmp_path))[0] == 0
+    for name in ("unet/model.safetensors", "ema.safetensors", "discriminator.safetensors"):
+        a = load_file(straight / "s.work" / "checkpoints" / "step_00000003" / name)
+        b = load_file(stopped / "s.work" / "checkpoints" / "step_00000003" / name)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), name
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--steps", "0"], "--steps must be in [1, 8]"),
+    (["--config", "{tmp}/bad.yaml"], "unknown section(s) ['optimizer']"),
+    (["--config", "{tmp}/badloss.yaml"], "discriminator_loss 'wasserstein'"),
+])
+def test_distill_bad_input_one_line_exit_2(capsys, tmp_path, teacher, args, message):
+    (tmp_path / "bad.yaml").write_text("optimizer: {lr: 1}\n")
+    (tmp_path / "badloss.yaml").write_text("distill: {discriminator_loss: wasserstein}\n")
+    args = [a.format(tmp=tmp_path) for a in args]
+    code, _, err = run(capsys, "distill", "--teacher", teacher, "-o", tmp_path / "s", *args)
+    assert code == 2 and err.count("\n") == 1 and message in err, err
+    assert not (tmp_path / "s").exists() and not (tmp_path / "s.work").exists()
