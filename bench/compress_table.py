@@ -18,6 +18,7 @@ import torch
 from lightvid.eval.evaluate import evaluate
 from lightvid.eval.flops import count_flops
 from lightvid.eval.video_encoder import VideoEncoder
+from lightvid.io import atomic_write
 from lightvid.pipelines.native import NativePipeline
 from lightvid.weights import WEIGHTS_DIR, model_folder
 
@@ -72,7 +73,8 @@ def main() -> None:
         print(f"| {r['stage']} | {r['gflops']:.2f} | {r['params']:,} | {r['unet_ms']:.0f} | {r['psnr']:.2f} | "
               f"{r['ssim']:.3f} | {r['fd_lightvid']:.2f} | {r['seconds_per_clip']:.2f} |")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=2))
+        with atomic_write(args.json) as tmp:
+            Path(tmp).write_text(json.dumps(rows, indent=2))
 
 
 if __name__ == "__main__":

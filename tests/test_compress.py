@@ -136,6 +136,35 @@ def test_l1_gates_fold_into_the_mix_factors_of_kept_blocks():
     assert len(pruned.temporal_blocks()) == 12 and close(pruned(**x), gated(**x))
 
 
+def test_l1_gates_stay_in_0_1_and_rank_by_value():
+    gated = add_temporal_gates(perturbed(), keep=3, method="l1")
+    with torch.no_grad():
+        gated.temporal_gates.scores.copy_(torch.linspace(-0.9, 1.5, 12))
+    gated.temporal_gates.project()
+    assert gated.temporal_gates.scores.min() == 0 and gated.temporal_gates.scores.max() == 1
+    names = list(gated.temporal_blocks())
+    assert set(prune_temporal_blocks(gated).temporal_blocks()) == set(names[-3:])
+
+
+def test_gated_finetuning_resumes_exactly(tmp_path):
+    from lightvid.train import finetune_config, train
+    folder = save_tiny_native(tmp_path / "m", data_channels=1, patch=2, size=32, frames=6, dataset="moving_mnist")
+    pipe = NativePipeline.from_pretrained(folder)
+    NativePipeline(add_temporal_gates(pipe.unet, keep=2), pipe.settings, pipe.facts).save_pretrained(tmp_path / "g")
+    options = {"steps": 4, "batch_size": 2, "checkpoint_every": 2, "log_every": 1, "gate_lr": 0.5}
+    train(finetune_config(tmp_path / "g", tmp_path / "straight", options), progress=False)
+    train(finetune_config(tmp_path / "g", tmp_path / "stopped", options), max_steps=2, progress=False)
+    train(finetune_config(tmp_path / "g", tmp_path / "stopped", options), progress=False)
+    a, b = (NativePipeline.from_pretrained(tmp_path / run / "model").unet.state_dict()
+            for run in ("straight", "stopped"))
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    start = NativePipeline.from_pretrained(tmp_path / "g").unet.temporal_gates.scores
+    assert not torch.equal(a["temporal_gates.scores"], start)
+    with pytest.raises(LightvidError, match="other settings"):
+        train(finetune_config(tmp_path / "g", tmp_path / "stopped", {**options, "steps": 6, "gate_lr": 0.1}),
+              progress=False)
+
+
 def test_pruning_without_gates_keeps_the_largest_temporal_branches():
     model = perturbed()
     weights = branch_weight_logits(model)
@@ -232,14 +261,30 @@ def test_compress_an_svd_folder_without_finetuning(capsys, tmp_path, svd_folder)
     assert SVDPipeline.from_pretrained(tmp_path / "svd-small").unet.config == unet.config
 
 
+def test_compress_rerun_with_another_budget_is_refused(capsys, tmp_path):
+    folder = save_tiny_native(tmp_path / "m", data_channels=1, patch=2, size=32, frames=6, dataset="moving_mnist")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("finetune: {batch_size: 2, bf16: false}\nsteps:\n  - {step: finetune, finetune_steps: 1}\n")
+    assert run(capsys, "compress", folder, "-o", tmp_path / "a", "--recipe", recipe)[0] == 0
+    code, _, err = run(capsys, "compress", folder, "-o", tmp_path / "b", "--recipe", recipe, "--finetune-steps", 2,
+                       "--work-dir", tmp_path / "a.work")
+    assert code == 2 and "holds a stage of another recipe" in err and not (tmp_path / "b").exists()
+
+
 @pytest.mark.parametrize("args,message", [
     (["--finetune-steps", "5"], "transformed without finetuning"),
+    (["--recipe", "{tmp}/types.yaml"], "keep_fraction must be a number in [0, 1], got 'half'"),
+    (["--recipe", "{tmp}/bf16.yaml"], "other than bf16"),
+    (["-o", "{tmp}/file.txt"], "exists and is not a folder"),
     (["--recipe", "nope"], "not a bundled recipe (mobilevd)"),
     (["--recipe", "{tmp}/bad.yaml"], "each step needs 'step:'"),
     (["--finetune-steps", "-1"], "--finetune-steps must be >= 0"),
 ])
 def test_compress_bad_input_one_line_exit_2_no_output(capsys, tmp_path, svd_folder, args, message):
     (tmp_path / "bad.yaml").write_text("steps:\n  - {step: shrink}\n")
+    (tmp_path / "types.yaml").write_text("steps:\n  - {step: prune_temporal, keep_fraction: half}\n")
+    (tmp_path / "bf16.yaml").write_text("steps:\n  - {step: finetune, finetune: {bf16: true}}\n")
+    (tmp_path / "file.txt").write_text("x")
     args = [a.format(tmp=tmp_path) for a in args]
     code, _, err = run(capsys, "compress", svd_folder[0], "-o", tmp_path / "out", *args)
     assert code == 2 and err.count("\n") == 1 and message in err, err

@@ -10,7 +10,7 @@ from safetensors.torch import load_file
 
 from lightvid.cli import main
 from lightvid.compress.distill import Discriminator, discriminator_loss, generator_adversarial_loss, pseudo_huber
-from lightvid.diffusion import karras_sigmas, sample_renoise
+from lightvid.diffusion import karras_sigmas, sample_renoise, student_sigmas
 from lightvid.pipelines.native import NativePipeline
 from native_fixtures import save_tiny_native, tiny_native
 
@@ -40,9 +40,12 @@ def test_renoise_sampler_one_step_is_the_denoiser():
 
     one = sample_renoise(model, x, karras_sigmas(1, 0.002, 80.0), disable=True)
     assert torch.equal(one, model(x, torch.tensor([80.0])))
-    two = sample_renoise(model, x, karras_sigmas(2, 0.002, 80.0), generator=torch.Generator().manual_seed(0),
-                         disable=True)
-    assert two.abs().max() <= 1  # the last step returns a denoised estimate, not a noisy state
+    levels = student_sigmas(2, 0.002, 80.0)
+    assert levels[0] == 80 and 0.1 < levels[1] < 80 and levels[2] == 0  # two real steps, none wasted at sigma_min
+    seen = []
+    sample_renoise(lambda v, sigma: seen.append(sigma[0].item()) or v * 0, x, levels, disable=True,
+                   generator=torch.Generator().manual_seed(0))
+    assert seen == pytest.approx(levels[:2].tolist())
 
 
 def test_discriminator_trains_heads_only():
@@ -100,6 +103,9 @@ def test_distill_resumes_exactly(capsys, tmp_path, teacher):
     code, out, _ = run(capsys, "distill", "--teacher", teacher, "-o", stopped / "s", "--config", _config(tmp_path),
                        "--max-steps", 2)
     assert code == 0 and "stopped at step 2 of 3" in out and not (stopped / "s").exists()
+    code, _, err = run(capsys, "distill", "--teacher", teacher, "-o", stopped / "s", "--steps", 2,
+                       "--config", _config(tmp_path))
+    assert code == 2 and "other settings (distill)" in err  # a rerun continues the same run, or none
     assert run(capsys, "distill", "--teacher", teacher, "-o", stopped / "s", "--config", _config(tmp_path))[0] == 0
     for name in ("unet/model.safetensors", "ema.safetensors", "discriminator.safetensors"):
         a = load_file(straight / "s.work" / "checkpoints" / "step_00000003" / name)
@@ -111,10 +117,13 @@ def test_distill_resumes_exactly(capsys, tmp_path, teacher):
     (["--steps", "0"], "--steps must be in [1, 8]"),
     (["--config", "{tmp}/bad.yaml"], "unknown section(s) ['optimizer']"),
     (["--config", "{tmp}/badloss.yaml"], "discriminator_loss 'wasserstein'"),
+    (["--config", "{tmp}/empty.yaml"], "must be a mapping"),
+    (["--max-steps", "0"], "--max-steps must be >= 1"),
 ])
 def test_distill_bad_input_one_line_exit_2(capsys, tmp_path, teacher, args, message):
     (tmp_path / "bad.yaml").write_text("optimizer: {lr: 1}\n")
     (tmp_path / "badloss.yaml").write_text("distill: {discriminator_loss: wasserstein}\n")
+    (tmp_path / "empty.yaml").write_text("train: 3\n")
     args = [a.format(tmp=tmp_path) for a in args]
     code, _, err = run(capsys, "distill", "--teacher", teacher, "-o", tmp_path / "s", *args)
     assert code == 2 and err.count("\n") == 1 and message in err, err

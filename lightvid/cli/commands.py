@@ -168,7 +168,7 @@ def distill(
     The run (checkpoints, log.jsonl, loss.png) lives in OUTPUT.work and resumes when run again; OUTPUT, a normal
     model folder that samples with its step count by default, is written when training completes.
     """
-    from lightvid.io import atomic_dir
+    from lightvid.io import atomic_dir, check_dir_target
     from lightvid.train import finetune_config
     from lightvid.train import train as run_training
     from lightvid.train.state import latest_checkpoint, read_step
@@ -176,8 +176,9 @@ def distill(
 
     if not 1 <= steps <= 8:
         raise LightvidError(f"--steps must be in [1, 8], got {steps}")
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise LightvidError(f"{output} exists; pass --overwrite to replace it")
+    if max_steps is not None and max_steps < 1:
+        raise LightvidError(f"--max-steps must be >= 1, got {max_steps}")
+    check_dir_target(output, overwrite)
     sections = _read_sections(config, ("train", "distill", "data")) if config else {}
     folder = model_folder(teacher)
     work = output.with_name(output.name + ".work")
@@ -203,7 +204,9 @@ def _read_sections(path: Path, accepted: tuple[str, ...]) -> dict:
     unknown = sorted(set(raw) - set(accepted)) if isinstance(raw, dict) else ["(not a mapping)"]
     if unknown:
         raise LightvidError(f"{path}: unknown section(s) {unknown}; accepted: {', '.join(accepted)}")
-    return raw
+    if not all(isinstance(v, dict) for v in raw.values() if v is not None):
+        raise LightvidError(f"{path}: each section ({', '.join(accepted)}) must be a mapping")
+    return {k: v for k, v in raw.items() if v is not None}
 
 
 def _print_table(name: str, as_json: bool) -> None:

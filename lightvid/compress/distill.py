@@ -1,7 +1,7 @@
 """Adversarial distillation of a native model to 1 or k fixed sampling steps (MobileVD, SnapGen-V, SF-V).
 
 Student: initialised from the teacher. It is trained on exactly the inputs it will meet when sampled with
-`sample_renoise` at the k noise levels karras_sigmas(k)[:-1]: a clip's generated frames at clean + σ_i·noise
+`sample_renoise` at the k noise levels student_sigmas(k)[:-1]: a clip's generated frames at clean + σ_i·noise
 (given frames clean in the conditioning channels, as for every task), and predicts the clean clip in one call.
 Its generator loss is
     adversarial_weight · (−D(fake))  +  reconstruction_weight · pseudo-Huber(fake − real)   (generated frames)
@@ -15,14 +15,14 @@ re-noised to σ_d ~ LogNormal(p_mean, p_std) (the training distribution) with th
 its conditioning channels, and its timestep embedding of σ_d. After every down level and the mid level sit two
 small trainable heads: a spatial one (frames folded into the batch: norm, 3×3 conv, FiLM by the embedding, 1×1
 conv to a logit map) and a temporal one (pixels folded into the batch: the same with convolutions over time).
-Hinge loss (non-saturating as an option), every logit of every head counted alike.
+Hinge loss (non-saturating as an option), averaged over each head's logits and summed over heads.
 """
 import torch
 from einops import rearrange
 from torch import nn
 from torch.nn import functional as F
 
-from lightvid.diffusion import Denoiser, karras_sigmas
+from lightvid.diffusion import Denoiser, student_sigmas
 from lightvid.models import SpaceTimeUNet
 from lightvid.models.native import NativeNet
 from lightvid.train.config import DistillConfig
@@ -111,7 +111,7 @@ class Distillation:
         heads = [p for p in self.discriminator.parameters() if p.requires_grad]
         # β1 = 0: the usual GAN choice (momentum makes the two-player game oscillate)
         self.optimizer = torch.optim.AdamW(heads, lr=cfg.discriminator_lr, betas=(0.0, 0.99), weight_decay=0.0)
-        self.student_sigmas = karras_sigmas(cfg.student_steps, sigma_min, sigma_max)[:-1]  # (k,)
+        self.student_sigmas = student_sigmas(cfg.student_steps, sigma_min, sigma_max)[:-1]  # (k,), as sampled
 
     def prepare(self, accelerator) -> None:
         self.discriminator, self.optimizer = accelerator.prepare(self.discriminator, self.optimizer)

@@ -4,6 +4,7 @@ With one context token (SVD: the CLIP image embedding) the softmax over keys is 
 receives W_out·(W_v·ctx) + b_out: q and k projections and the attention itself are dead weight. The folded
 layer is one linear map with weight W_out·W_v (dim × context_dim) and bias b_out.
 """
+import re
 from dataclasses import replace
 
 from lightvid.errors import LightvidError
@@ -21,6 +22,8 @@ def fold_cross_attention(unet: SpaceTimeUNet) -> SpaceTimeUNet:
         raise LightvidError("merge the channel funnels before folding cross-attention")
     old, state = unet.state_dict(), {}
     for key, value in old.items():
+        if re.search(r"_blocks\.\d+\.norm2\.", key):  # the folded layer ignores its input: its LayerNorm goes too
+            continue
         if ".attn2." not in key:
             state[key] = value
             continue

@@ -25,6 +25,10 @@ def keep_count(unet: SpaceTimeUNet, keep: int | None = None, keep_fraction: floa
     total = len(unet.temporal_blocks())
     if (keep is None) == (keep_fraction is None):
         raise LightvidError("pruning needs exactly one of keep (a block count) or keep_fraction")
+    if (keep is not None and (not isinstance(keep, int) or isinstance(keep, bool))) or (
+            keep_fraction is not None and not isinstance(keep_fraction, (int, float))):
+        raise LightvidError(f"pruning: keep must be an integer and keep_fraction a number, got "
+                            f"{keep if keep is not None else keep_fraction!r}")
     count = round(keep_fraction * total) if keep is None else keep
     if not 0 <= count <= total or (keep_fraction is not None and not 0 <= keep_fraction <= 1):
         raise LightvidError(f"pruning: cannot keep {keep if keep is not None else keep_fraction} of {total} "
@@ -54,8 +58,8 @@ def add_temporal_gates(unet: SpaceTimeUNet, keep: int, method: str = "topk") -> 
 def prune_temporal_blocks(unet: SpaceTimeUNet, keep: int | None = None) -> SpaceTimeUNet:
     """Remove every temporal block but the `keep` most important. A gated model uses its learned ranking and
     its own budget (`keep` must be None or equal it); an ungated one ranks by `branch_weight_logits`.
-    L1 gates of kept blocks are folded into their mix factors: 1 − σ(m') = g·(1 − σ(m)), exact while that
-    lies in (0, 1) (clamped otherwise)."""
+    L1 gates (in [0, 1], see `TemporalGates.project`) of kept blocks are folded into their mix factors:
+    1 − σ(m') = g·(1 − σ(m)), exact for g > 0 (a kept gate of exactly 0 becomes a branch weight of 1e-6)."""
     cfg, gates, blocks = unet.config, unet.temporal_gates, unet.temporal_blocks()
     names = list(blocks)
     if gates is not None:
@@ -63,8 +67,9 @@ def prune_temporal_blocks(unet: SpaceTimeUNet, keep: int | None = None) -> Space
             raise LightvidError(f"this model's gates were trained to keep {cfg.gate_keep} blocks, not {keep}")
         keep, order = cfg.gate_keep, gates.ranking()
     else:
-        if keep is None:
-            raise LightvidError("pruning an ungated model needs the number of blocks to keep")
+        if not isinstance(keep, int) or not 0 <= keep <= len(names):
+            raise LightvidError(f"pruning an ungated model needs the number of blocks to keep, 0..{len(names)}; "
+                                f"got {keep!r}")
         order = torch.argsort(branch_weight_logits(unet), descending=True, stable=True)
     kept = {names[i] for i in order[:keep].tolist()}
     removed = [n for n in names if n not in kept]
@@ -72,10 +77,10 @@ def prune_temporal_blocks(unet: SpaceTimeUNet, keep: int | None = None) -> Space
              if not k.startswith("temporal_gates.")
              and not any(k.startswith(n + part) for n in removed for part in TEMPORAL_PARTS)}
     if gates is not None and cfg.temporal_gating == "l1":
-        for name, gate in zip(names, gates.scores.detach()):
+        for name, gate in zip(names, gates.scores.detach().clamp(0.0, 1.0)):
             if name in kept:
                 key = f"{name}.mix_factor"
-                branch = (gate * (1 - torch.sigmoid(state[key].double()))).clamp(1e-6, 1 - 1e-6)
+                branch = (gate * (1 - torch.sigmoid(state[key].double()))).clamp(min=1e-6)
                 state[key] = torch.logit(1 - branch).to(state[key].dtype)
     pruned = replace(cfg, pruned_temporal=tuple(sorted({*cfg.pruned_temporal, *removed})), temporal_gating=None,
                      gate_keep=0)

@@ -11,15 +11,17 @@ def rebuild(unet: SpaceTimeUNet, config: UNetConfig, state: dict[str, torch.Tens
 
     Without fresh modules the network is built on the meta device and takes `state`'s tensors as they are (no
     second copy of a large model; the result may share tensors with `unet`)."""
+    checkpointing = any(getattr(m, "gradient_checkpointing", False) for m in unet.modules())
     if not fresh:
         with torch.device("meta"):
             model = SpaceTimeUNet(config)
         model.load_state_dict(state, assign=True)
-        return model.train(unet.training)
-    model = SpaceTimeUNet(config).to(next(unet.parameters()).dtype)
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    unplanned = [k for k in missing if not any(part in k for part in fresh)]
-    if unplanned or unexpected:
-        raise RuntimeError(f"rebuild: weights do not fit the new config (missing {unplanned[:3]}, "
-                           f"unexpected {unexpected[:3]})")
-    return model.train(unet.training)
+    else:
+        reference = next(unet.parameters())
+        model = SpaceTimeUNet(config).to(device=reference.device, dtype=reference.dtype)
+        missing, unexpected = model.load_state_dict(state, strict=False)
+        unplanned = [k for k in missing if not any(part in k for part in fresh)]
+        if unplanned or unexpected:
+            raise RuntimeError(f"rebuild: weights do not fit the new config (missing {unplanned[:3]}, "
+                               f"unexpected {unexpected[:3]})")
+    return model.set_gradient_checkpointing(checkpointing).train(unet.training)

@@ -18,6 +18,7 @@ stage is kept in `NN_step/result/` (a normal model folder) so each can be measur
 transformed without finetuning (lightvid's trainer trains native models): pruning then ranks blocks by their
 learned mix factors, funnels are initialised and merged at once.
 """
+import json
 import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,7 +26,7 @@ from pathlib import Path
 import yaml
 
 from lightvid.errors import LightvidError
-from lightvid.io import atomic_dir
+from lightvid.io import atomic_dir, atomic_write, check_dir_target
 from lightvid.models import SpaceTimeUNet
 from lightvid.pipelines.native import PIPELINE_FILE, NativePipeline
 
@@ -42,6 +43,19 @@ STEP_OPTIONS = {
     "prune_temporal": {"keep", "keep_fraction", "gates"},
     "funnels": {"ratio", "init"},
     "finetune": set(),
+}
+# What each option's value must be: (check, what is accepted).
+OPTION_TYPES = {
+    "height": (lambda v: isinstance(v, int) and v > 0, "a positive integer"),
+    "width": (lambda v: isinstance(v, int) and v > 0, "a positive integer"),
+    "levels": (lambda v: isinstance(v, list) and all(isinstance(i, int) for i in v), "a list of level indices"),
+    "spatial_levels": (lambda v: isinstance(v, list) and all(isinstance(i, int) for i in v),
+                       "a list of level indices"),
+    "keep": (lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 0, "an integer >= 0"),
+    "keep_fraction": (lambda v: isinstance(v, (int, float)) and 0 <= v <= 1, "a number in [0, 1]"),
+    "gates": (lambda v: v in ("topk", "l1", "none"), "topk, l1 or none"),
+    "ratio": (lambda v: isinstance(v, (int, float)) and 0 < v <= 1, "a number in (0, 1]"),
+    "init": (lambda v: v in FUNNEL_INITS, ", ".join(FUNNEL_INITS)),
 }
 
 
@@ -87,10 +101,20 @@ def load_recipe(name_or_path: str) -> Recipe:
         if extra:
             raise LightvidError(f"{path}: step {entry['step']}: unknown option(s) {extra}; accepted: "
                                 f"{[*sorted(STEP_OPTIONS[entry['step']]), 'finetune', 'finetune_steps']}")
-        count = entry.get("finetune_steps", 0)
+        for key, value in options.items():
+            check, accepted = OPTION_TYPES[key]
+            if not check(value):
+                raise LightvidError(f"{path}: step {entry['step']}: {key} must be {accepted}, got {value!r}")
+        count, finetune = entry.get("finetune_steps", 0), entry.get("finetune") or {}
         if not isinstance(count, int) or count < 0:
             raise LightvidError(f"{path}: step {entry['step']}: finetune_steps must be an integer >= 0")
-        steps.append(RecipeStep(entry["step"], options, count, dict(entry.get("finetune") or {})))
+        if not isinstance(finetune, dict) or "bf16" in finetune or "steps" in finetune:
+            raise LightvidError(f"{path}: step {entry['step']}: finetune must be a mapping of trainer options "
+                                "other than bf16 (set once, in the recipe's finetune:) and steps (finetune_steps)")
+        steps.append(RecipeStep(entry["step"], options, count, dict(finetune)))
+    for key in ("finetune", "data"):
+        if raw.get(key) is not None and not isinstance(raw[key], dict):
+            raise LightvidError(f"{path}: '{key}' must be a mapping")
     return Recipe(steps, dict(raw.get("finetune") or {}), raw.get("data"))
 
 
@@ -103,15 +127,10 @@ def prepare(step: RecipeStep, unet: SpaceTimeUNet) -> SpaceTimeUNet:
         return add_multiscale(unet, tuple(o.get("levels", ())), tuple(o.get("spatial_levels", ())))
     if step.step == "prune_temporal":
         gates = o.get("gates", "topk")
-        if gates not in ("topk", "l1", "none"):
-            raise LightvidError(f"prune_temporal: gates '{gates}' is not one of topk, l1, none")
         keep = keep_count(unet, o.get("keep"), o.get("keep_fraction"))
         return unet if gates == "none" else add_temporal_gates(unet, keep, gates)
     if step.step == "funnels":
-        init = o.get("init", "coupled")
-        if init not in FUNNEL_INITS:
-            raise LightvidError(f"funnels: init '{init}' is not one of {', '.join(FUNNEL_INITS)}")
-        return add_funnels(unet, float(o.get("ratio", 0.5)), init)
+        return add_funnels(unet, float(o.get("ratio", 0.5)), o.get("init", "coupled"))
     return unet  # lower_resolution, finetune: the data changes, not the network
 
 
@@ -148,11 +167,27 @@ def _lower_resolution(pipe: NativePipeline, step: RecipeStep) -> NativePipeline:
     return NativePipeline(pipe.unet, replace(pipe.settings, height=height, width=width), pipe.facts)
 
 
+def _claim_stage(stage: Path, step: RecipeStep, recipe: Recipe) -> None:
+    """Record what a stage folder is for; a rerun may only resume the same step with the same settings."""
+    record = {"step": step.step, "options": step.options, "finetune_steps": step.finetune_steps,
+              "finetune": {**recipe.finetune, **step.finetune}, "data": recipe.data}
+    marker = stage / "step.json"
+    if marker.exists():
+        if json.loads(marker.read_text()) != json.loads(json.dumps(record)):
+            raise LightvidError(f"{stage} holds a stage of another recipe or budget; pass another --work-dir or "
+                                "delete it")
+        return
+    stage.mkdir(parents=True, exist_ok=True)
+    with atomic_write(marker) as tmp:
+        Path(tmp).write_text(json.dumps(record, indent=1))
+
+
 def _run_native(folder: Path, recipe: Recipe, work: Path, progress: bool) -> NativePipeline:
     pipe = NativePipeline.from_pretrained(folder)
     for index, step in enumerate(recipe.steps):
         stage = work / f"{index:02d}_{step.step}"
         result = stage / "result"
+        _claim_stage(stage, step, recipe)
         if (result / PIPELINE_FILE).exists():  # finished in an earlier run
             pipe = NativePipeline.from_pretrained(result)
             continue
@@ -190,6 +225,7 @@ def compress(model, recipe: Recipe, output, work_dir=None, overwrite: bool = Fal
     from lightvid.weights import model_folder
 
     folder, output = model_folder(model), Path(output)
+    check_dir_target(output, overwrite)  # before any finetuning, not after it
     work = Path(work_dir) if work_dir else output.with_name(output.name + ".work")
     if (folder / PIPELINE_FILE).exists():
         pipe = _run_native(folder, recipe, work, progress)
@@ -206,4 +242,13 @@ def compress(model, recipe: Recipe, output, work_dir=None, overwrite: bool = Fal
                 if item.name != "unet":
                     (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
             unet.save_pretrained(tmp / "unet")
+            _keep_num_frames(pipeline_root / "unet" / "config.json", tmp / "unet" / "config.json")
     return output
+
+
+def _keep_num_frames(source: Path, target: Path) -> None:
+    """Carry diffusers' `num_frames` (the clip length the SVD pipeline defaults to: 14, or 25 for SVD-XT)."""
+    frames = json.loads(source.read_text()).get("num_frames")
+    if frames is not None:
+        config = json.loads(target.read_text())
+        target.write_text(json.dumps({**config, "num_frames": frames}, indent=2))

@@ -20,7 +20,7 @@ from lightvid.diffusion.samplers import (
     sample_heun,
     sample_renoise,
 )
-from lightvid.diffusion.schedules import flow_sigmas, karras_sigmas, svd_sigmas
+from lightvid.diffusion.schedules import flow_sigmas, karras_sigmas, student_sigmas, svd_sigmas
 
 __all__ = [
     "SAMPLERS",
@@ -35,6 +35,7 @@ __all__ = [
     "sample_euler_ancestral",
     "sample_heun",
     "sample_renoise",
+    "student_sigmas",
     "svd_denoiser",
     "svd_guidance_ramp",
     "svd_sigmas",

@@ -40,6 +40,13 @@ def karras_sigmas(n: int, sigma_min: float, sigma_max: float, rho: float = 7.0) 
     return torch.from_numpy(sigmas)
 
 
+def student_sigmas(n: int, sigma_min: float, sigma_max: float) -> torch.Tensor:
+    """The ``n`` noise levels of an n-step distilled student, then 0: the first n of Karras' n + 1 levels, so the
+    last step starts from a real noise level rather than sigma_min (where D is nearly the identity and a step
+    would be wasted). n = 1: [sigma_max, 0]."""
+    return torch.cat([karras_sigmas(n + 1, sigma_min, sigma_max)[:n], torch.zeros(1)])
+
+
 def svd_sigmas(n: int) -> torch.Tensor:
     """Stable Video Diffusion's schedule: ``karras_sigmas(n, 0.002, 700.0)``.
 

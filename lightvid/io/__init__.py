@@ -3,7 +3,7 @@
 Pixels are float32 (3, H, W) / (F, 3, H, W) in [-1, 1] unless a name says uint8.
 """
 
-from lightvid.io.atomic import atomic_dir, atomic_write
+from lightvid.io.atomic import atomic_dir, atomic_write, check_dir_target
 from lightvid.io.image import (
     load_image,
     pil_to_tensor,
@@ -26,6 +26,7 @@ __all__ = [
     "MAX_READ_FRAMES",
     "atomic_dir",
     "atomic_write",
+    "check_dir_target",
     "check_output_path",
     "load_image",
     "pil_to_tensor",

@@ -86,9 +86,11 @@ def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
         raise
 
 
-def _check_dir_target(path: Path, overwrite: bool) -> None:
+def check_dir_target(path: Path, overwrite: bool) -> None:
+    """LightvidError unless `path` can become a folder: absent, empty, or replaceable (`overwrite`)."""
+    path = Path(path)
     if path.exists() and not path.is_dir():
-        raise LightvidError(f"{path}: exists and is not a folder; expected a folder for PNG frames")
+        raise LightvidError(f"{path}: exists and is not a folder; expected a folder")
     if path.is_dir() and any(path.iterdir()) and not overwrite:
         raise LightvidError(f"{path}: folder exists and is not empty; choose another path or overwrite it")
 
@@ -103,7 +105,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
     left as it was. The check is made before yielding, so a refused target costs no work.
     """
     path = Path(path)
-    _check_dir_target(path, overwrite)
+    check_dir_target(path, overwrite)
     parent = _prepare_parent(path)
     tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
     try:
@@ -112,7 +114,7 @@ def atomic_dir(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Pat
             _fsync_path(f)
         os.chmod(tmp, _final_mode(path, is_dir=True))
         _fsync_path(tmp)
-        _check_dir_target(path, overwrite)  # the target may have appeared while we were writing
+        check_dir_target(path, overwrite)  # the target may have appeared while we were writing
         if path.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=parent))
             os.rename(path, old / "d")  # move aside first: rename onto a non-empty folder fails

@@ -28,7 +28,7 @@ import torch
 from PIL import Image
 
 from lightvid.errors import LightvidError
-from lightvid.io.atomic import _check_dir_target, atomic_dir, atomic_write
+from lightvid.io.atomic import atomic_dir, atomic_write, check_dir_target
 from lightvid.io.image import (
     MIN_IMAGE_SIDE,
     check_image_size,
@@ -372,7 +372,7 @@ def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
     kind = _output_kind(path)
     path = Path(path)
     if kind == "folder":
-        _check_dir_target(path, overwrite)
+        check_dir_target(path, overwrite)
     parent = next((p for p in path.absolute().parents if p.exists()), None)
     if parent is not None and (not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK)):
         raise LightvidError(f"{path}: cannot write into {parent}")

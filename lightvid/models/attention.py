@@ -131,7 +131,7 @@ class SpatialTransformerBlock(nn.Module):
     def __init__(self, dim: int, heads: int, context_dim: int | None, layout: AttentionLayout = AttentionLayout()):
         super().__init__()
         self.norm1, self.attn1 = nn.LayerNorm(dim), Attention(dim, heads, None, layout)
-        self.norm2 = nn.LayerNorm(dim) if context_dim else None
+        self.norm2 = nn.LayerNorm(dim) if context_dim and not layout.folded_context else None  # folded: unused
         if not context_dim:
             self.attn2 = None
         elif layout.folded_context:
@@ -143,7 +143,7 @@ class SpatialTransformerBlock(nn.Module):
     def forward(self, x: torch.Tensor, context: torch.Tensor | None) -> torch.Tensor:
         x = x + self.attn1(self.norm1(x))
         if self.attn2 is not None:
-            x = x + self.attn2(self.norm2(x), context)
+            x = x + self.attn2(x if self.norm2 is None else self.norm2(x), context)
         return x + self.ff(self.norm3(x))
 
 

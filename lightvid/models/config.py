@@ -111,7 +111,8 @@ class UNetConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
         known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known - {"_class_name", "lightvid_version"})
+        ignored = {"_class_name", "lightvid_version", "num_frames"}  # num_frames: an SVD pipeline's clip length
+        unknown = sorted(set(d) - known - ignored)
         if unknown:
             raise LightvidError(f"UNet config: unknown keys {unknown}; accepted: {sorted(known)}")
         return cls(**{k: v for k, v in d.items() if k in known})

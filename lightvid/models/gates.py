@@ -9,7 +9,8 @@ its contribution to the network (1 = as trained, 0 = removed). Two ways to learn
   the state it will be pruned to; gradients reach s through a sigmoid relaxation around the threshold between
   the k-th and (k+1)-th perturbed score (straight-through estimator). In eval mode the gates are the top-k of s.
 - "l1", the baseline MobileVD compares against: continuous gates g_i (initialised to 1) under an L1 penalty
-  λ·Σ|g_i| added to the loss; afterwards the k largest |g_i| survive.
+  λ·Σ g_i added to the loss, kept in [0, 1] by `project` after every optimizer step (a gate is the fraction of
+  its block that is kept); afterwards the k largest g_i survive.
 """
 import torch
 from torch import nn
@@ -32,8 +33,13 @@ class TemporalGates(nn.Module):
 
     def ranking(self) -> torch.Tensor:
         """Block indices, most important first."""
-        values = self.scores.detach()
-        return torch.argsort(values if self.method == "topk" else values.abs(), descending=True, stable=True)
+        return torch.argsort(self.scores.detach(), descending=True, stable=True)
+
+    @torch.no_grad()
+    def project(self) -> None:
+        """After an optimizer step: L1 gates back into [0, 1]."""
+        if self.method == "l1":
+            self.scores.clamp_(0.0, 1.0)
 
     def forward(self) -> torch.Tensor:
         """Gate values (count,)."""
@@ -43,7 +49,8 @@ class TemporalGates(nn.Module):
         if not self.training or k in (0, n):
             hard = torch.zeros(n, device=self.scores.device)
             hard[self.ranking()[:k]] = 1.0
-            return hard.to(self.scores.dtype)
+            # zero gradient, but the scores stay in the graph (DDP expects every parameter to get one)
+            return hard.to(self.scores.dtype) + 0.0 * self.scores
         uniform = torch.rand(n, generator=self.generator).clamp(1e-9, 1 - 1e-9).to(self.scores.device)
         perturbed = self.scores - torch.log(-torch.log(uniform))  # (n,) scores + Gumbel(0, 1)
         ordered = perturbed.detach().sort(descending=True).values

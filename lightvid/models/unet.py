@@ -183,9 +183,9 @@ class SpaceTimeUNet(nn.Module):
         (b, emb_dim), the skip connections the up path consumes, and [(output, frames)] of every down level
         and the mid level, coarsest last."""
         b, f = sample.shape[:2]
-        if self.temporal_gates is not None:
-            for module, gate in zip(self._gated, self.temporal_gates()):
-                module.gate = gate
+        if self.temporal_gates is not None:  # one draw per forward; with gradient checkpointing the backward
+            for module, gate in zip(self._gated, self.temporal_gates()):  # recomputes with these same gates,
+                module.gate = gate  # so a gated model takes one forward per backward (as the trainer does)
         emb = self.embed(timestep, added_time_ids, b, sample)  # (b, emb_dim)
         x = self.conv_in(rearrange(sample, "b f c h w -> (b f) c h w"))
         skips, levels = [(x, f)], []

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from lightvid.diffusion import Denoiser, cfg_model, get_sampler, karras_sigmas
+from lightvid.diffusion import Denoiser, cfg_model, get_sampler, karras_sigmas, student_sigmas
 from lightvid.errors import LightvidError
 from lightvid.io import atomic_write
 from lightvid.models import SpaceTimeUNet
@@ -86,8 +86,10 @@ class NativePipeline:
         def model(x, sigma):  # given pixels are known exactly: the sampler state there stays given + σ·noise
             return cond["mask"] * cond["given"] + (1 - cond["mask"]) * guided(x, sigma)
 
-        sigmas = karras_sigmas(steps or s.steps, s.sigma_min, s.sigma_max)
+        sampler = sampler or s.sampler
+        schedule = student_sigmas if sampler == "renoise" else karras_sigmas  # few-step students: their own levels
+        sigmas = schedule(steps or s.steps, s.sigma_min, s.sigma_max)
         x = torch.randn((1, *given.shape), generator=generator) * sigmas[0]
-        out = get_sampler(sampler or s.sampler)(model, x, sigmas, generator=generator, disable=progress is False)
+        out = get_sampler(sampler)(model, x, sigmas, generator=generator, disable=progress is False)
         frames = out[0].clamp(-1, 1).expand(-1, 3, -1, -1)
         return spec.compose(frames)

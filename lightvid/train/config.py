@@ -91,6 +91,8 @@ def _build(cls, values: dict, where: str):
 
 def config_from_dict(raw: dict) -> TrainConfig:
     raw = dict(raw)
+    if isinstance(raw.get("distill"), dict) and "teacher" in raw["distill"] and not raw.get("init_from"):
+        raw["init_from"] = raw["distill"]["teacher"]  # a student starts from its teacher
     if raw.get("init_from"):
         from lightvid.models.checkpoint import _read_config
         from lightvid.weights import model_folder
@@ -139,9 +141,9 @@ def _check_distill(d: DistillConfig) -> None:
         raise LightvidError(f"distill: student_steps must be an integer in [1, 8], got {d.student_steps!r}")
     if d.discriminator_loss not in ("hinge", "nonsaturating"):
         raise LightvidError(f"distill: discriminator_loss '{d.discriminator_loss}' is not one of hinge, nonsaturating")
-    numbers = (d.adversarial_weight, d.reconstruction_weight, d.huber_c, d.discriminator_lr, d.head_channels)
+    numbers = (d.adversarial_weight, d.reconstruction_weight, d.huber_c, d.discriminator_lr)
     if not all(isinstance(v, (int, float)) for v in numbers) or min(d.adversarial_weight, d.reconstruction_weight) < 0 \
-            or min(d.huber_c, d.discriminator_lr, d.head_channels) <= 0:
+            or min(d.huber_c, d.discriminator_lr) <= 0 or not isinstance(d.head_channels, int) or d.head_channels < 1:
         raise LightvidError("distill: weights must be >= 0; huber_c, discriminator_lr and head_channels > 0")
 
 

@@ -90,6 +90,19 @@ def ema_decay(step: int, target: float) -> float:
     return min(target, (1 + step) / (10 + step))
 
 
+def _check_same_run(checkpoint: Path, config: TrainConfig) -> None:
+    """Resuming continues the same run: only its length and its logging / checkpoint cadence may change."""
+    saved = json.loads((checkpoint / "state.json").read_text())["config"]
+    current = json.loads(json.dumps(asdict(config)))
+    free = {"init_from", "train.steps", "train.checkpoint_every", "train.log_every", "train.num_workers"}
+    changed = [key for key in current if key not in free | {"train"} and key in saved and saved[key] != current[key]]
+    changed += [f"train.{key}" for key, value in current["train"].items()
+                if f"train.{key}" not in free and key in saved.get("train", {}) and saved["train"][key] != value]
+    if changed:
+        raise LightvidError(f"{checkpoint}: this run was started with other settings ({', '.join(changed[:4])}); "
+                            "use a new output folder, or the same settings")
+
+
 def _initial_weights(config: TrainConfig) -> SpaceTimeUNet:
     """The `init_from` model, checked against the run's model config and frame format."""
     start = NativePipeline.from_pretrained(config.init_from)
@@ -104,7 +117,8 @@ def _initial_weights(config: TrainConfig) -> SpaceTimeUNet:
 
 
 def _param_groups(unet: SpaceTimeUNet, opt) -> list[dict]:
-    """Network weights at the scheduled learning rate; pruning-gate scores at gate_lr, without weight decay."""
+    """Network weights at the scheduled learning rate; pruning-gate scores at gate_lr (times the same warm-up /
+    cosine factor), without weight decay."""
     gates = [p for name, p in unet.named_parameters() if name.startswith("temporal_gates.")]
     weights = [p for name, p in unet.named_parameters() if not name.startswith("temporal_gates.")]
     groups = [{"params": weights, "lr_scale": 1.0}]
@@ -164,6 +178,7 @@ def train(config: TrainConfig, max_steps: int | None = None, progress: bool = Tr
         saved = SpaceTimeUNet.from_pretrained(checkpoint / "unet")
         if saved.config != config.model:
             raise LightvidError(f"{checkpoint}: was trained with another 'model' config; use a new output_dir")
+        _check_same_run(checkpoint, config)
         unet.load_state_dict(saved.state_dict())
         ema = load_file(checkpoint / "ema.safetensors")
         load_optimizer(optimizer, checkpoint)
@@ -220,6 +235,8 @@ def train(config: TrainConfig, max_steps: int | None = None, progress: bool = Tr
         accelerator.backward(loss)
         grad_norm = accelerator.clip_grad_norm_(model.parameters(), opt.grad_clip)
         optimizer.step()
+        if gates is not None:
+            gates.project()
         if distill is not None:
             logs.update(distill.discriminator_step(clips, given, fake, g, accelerator))
         with torch.no_grad():  # EMA in float32, identical on every rank (DDP keeps weights in sync)

@@ -14,7 +14,7 @@ from lightvid.diffusion import Denoiser
 def given_mask(given_frames: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     """(b, f) bool -> (b, f, 1, h, w) float mask broadcast to `like`'s frames and pixels."""
     b, f, _, h, w = like.shape
-    return given_frames[:, :, None, None, None].to(like.dtype).expand(b, f, 1, h, w)
+    return given_frames[:, :, None, None, None].to(like).expand(b, f, 1, h, w)
 
 
 def denoising_loss(denoiser: Denoiser, clean: torch.Tensor, given_frames: torch.Tensor, generator: torch.Generator,

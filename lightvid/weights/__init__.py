@@ -26,5 +26,5 @@ def model_folder(model: str | Path) -> Path:
         return folder
     folder = Path(model)
     if not folder.is_dir():
-        raise LightvidError(f"--model {model}: not an embedded model ({', '.join(EMBEDDED)}) nor a folder")
+        raise LightvidError(f"model {model}: not an embedded model ({', '.join(EMBEDDED)}) nor a folder")
     return folder
