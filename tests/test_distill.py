@@ -93,6 +93,9 @@ def test_distill_end_to_end_and_the_student_runs_every_task(capsys, tmp_path, te
         name = command[0]
         code, _, err = run(capsys, *command, "-o", tmp_path / f"{name}.mp4", "--model", tmp_path / "student")
         assert code == 0 and (tmp_path / f"{name}.mp4").exists(), (name, err)
+    code, _, err = run(capsys, "animate", tmp_path / "a.png", "-o", tmp_path / "t.mp4", "--model",
+                       tmp_path / "student", "--steps", 2)
+    assert code == 0 and f"sampling with the teacher {teacher}" in err  # --steps N: the teacher samples
 
 
 def test_distill_resumes_exactly(capsys, tmp_path, teacher):

@@ -183,7 +183,7 @@ def distill(
     folder = model_folder(teacher)
     work = output.with_name(output.name + ".work")
     run = finetune_config(folder, work, {**DISTILL_TRAIN, **sections.get("train", {})}, sections.get("data"),
-                          distill={"teacher": str(folder), **sections.get("distill", {}), "student_steps": steps})
+                          distill={"teacher": teacher, **sections.get("distill", {}), "student_steps": steps})
     run_training(run, max_steps=max_steps)
     done = read_step(latest_checkpoint(work))
     if done < run.train.steps:
