@@ -261,6 +261,21 @@ def test_compress_an_svd_folder_without_finetuning(capsys, tmp_path, svd_folder)
     assert SVDPipeline.from_pretrained(tmp_path / "svd-small").unet.config == unet.config
 
 
+def test_lower_resolution_step_finetunes_and_samples_at_the_new_size(capsys, tmp_path):
+    folder = save_tiny_native(tmp_path / "m", data_channels=1, patch=2, size=32, frames=6, dataset="moving_mnist")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("finetune: {batch_size: 2, bf16: false}\n"
+                      "steps:\n  - {step: lower_resolution, height: 28, width: 28, finetune_steps: 1}\n")
+    assert run(capsys, "compress", folder, "-o", tmp_path / "low", "--recipe", recipe)[0] == 0
+    trained = NativePipeline.from_pretrained(tmp_path / "low.work" / "00_lower_resolution" / "train" / "model")
+    low = NativePipeline.from_pretrained(tmp_path / "low")
+    assert (trained.settings.height, low.settings.height, low.settings.width) == (28, 28, 28)
+    Image.new("RGB", (40, 24), (200, 30, 30)).save(tmp_path / "a.png")
+    code, _, err = run(capsys, "animate", tmp_path / "a.png", "-o", f"{tmp_path}/v/", "--model", tmp_path / "low",
+                       "--steps", 1)
+    assert code == 0 and Image.open(sorted((tmp_path / "v").glob("*.png"))[0]).size == (28, 28), err
+
+
 def test_compress_rerun_with_another_budget_is_refused(capsys, tmp_path):
     folder = save_tiny_native(tmp_path / "m", data_channels=1, patch=2, size=32, frames=6, dataset="moving_mnist")
     recipe = tmp_path / "r.yaml"

@@ -2,6 +2,7 @@
 
     photo   animates any photo with camera motion (pan / zoom / rotation), 128x128, 16 frames at 8 fps
     mnist   Moving MNIST, 64x64, 20 frames at 10 fps: the measurable benchmark model
+    mnist-mobilevd   `mnist` compressed by `lightvid compress mnist --recipe mobilevd` (half the FLOPs)
 
 Each folder has a MODEL_CARD.md (data, steps, CPU-hours, metrics). A model is rebuilt by
 `lightvid train --config configs/<name>.yaml`, then `python bench/ship_model.py runs/<name>/model <name>`.
@@ -13,7 +14,7 @@ from pathlib import Path
 from lightvid.errors import LightvidError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
-EMBEDDED = ("photo", "mnist")
+EMBEDDED = ("photo", "mnist", "mnist-mobilevd")
 
 
 def model_folder(model: str | Path) -> Path:
