@@ -193,19 +193,20 @@ def test_eval_fd_lightvid_with_an_encoder_file(capsys, tmp_path, mnist_model):
     assert all(np.isfinite(fd) and fd >= 0 for fd in fds) and len(set(fds)) == 4
 
 
-def test_embedded_mnist_model_interpolates_held_out_digits(capsys, tmp_path):
+@pytest.mark.parametrize("model,params", [("mnist", 9_642_690), ("mnist-mobilevd", 5_609_941)])
+def test_embedded_mnist_models_interpolate_held_out_digits(capsys, tmp_path, model, params):
     from lightvid.data import MovingMNIST
     from lightvid.weights import model_folder
-    assert (model_folder("mnist") / "model.safetensors").stat().st_size <= 25_000_000  # shipped-size limit
+    assert (model_folder(model) / "model.safetensors").stat().st_size <= 25_000_000  # shipped-size limit
     clip, _ = MovingMNIST(split="test")[3]
     for name, frame in (("a", clip[0]), ("b", clip[4])):
         Image.fromarray(((frame[0] + 1) * 127.5).round().byte().numpy()).save(tmp_path / f"{name}.png")
     code, _, err = run(capsys, "interpolate", tmp_path / "a.png", tmp_path / "b.png", "-o", f"{tmp_path}/out/",
-                       "--model", "mnist", "--frames", 5, "--steps", 2)
+                       "--model", model, "--frames", 5, "--steps", 2)
     assert code == 0, err
     frames = png_frames(tmp_path / "out")
     assert frames.shape == (5, 64, 64, 3)
     assert np.array_equal(frames[0][..., 0], np.asarray(Image.open(tmp_path / "a.png")))
     assert np.array_equal(frames[4][..., 0], np.asarray(Image.open(tmp_path / "b.png")))
-    code, out, _ = run(capsys, "flops", "--model", "mnist", "--frames", 20, "--height", 64, "--width", 64, "--json")
-    assert code == 0 and json.loads(out)["params"] == 9_642_690  # the figure its model card states
+    code, out, _ = run(capsys, "flops", "--model", model, "--frames", 20, "--height", 64, "--width", 64, "--json")
+    assert code == 0 and json.loads(out)["params"] == params  # the figure its model card states
