@@ -6,17 +6,11 @@ import sys
 
 import numpy as np
 import pytest
+from cli_run import run
 from PIL import Image
 
-from lightvid.cli import main
 from lightvid.cli.commands import _flops_text
 from lightvid.io import read_video
-
-
-def run(capsys, *args):
-    code = main(list(args))
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import pytest
 import torch
+from cli_run import run
 from PIL import Image
 
-from lightvid.cli import main
 from lightvid.compress import (
     add_funnels,
     add_multiscale,
@@ -223,11 +223,6 @@ def test_every_compressed_model_saves_and_loads(tmp_path, make):
     loaded = SpaceTimeUNet.from_pretrained(tmp_path / "m")
     assert loaded.config == model.config and torch.equal(loaded(**x), model(**x))
 
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_compress_a_native_model_with_finetuning(capsys, tmp_path):

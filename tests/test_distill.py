@@ -5,20 +5,14 @@ import json
 import pytest
 import torch
 import yaml
+from cli_run import run
 from PIL import Image
 from safetensors.torch import load_file
 
-from lightvid.cli import main
 from lightvid.compress.distill import Discriminator, discriminator_loss, generator_adversarial_loss, pseudo_huber
 from lightvid.diffusion import karras_sigmas, sample_renoise, student_sigmas
 from lightvid.pipelines.native import NativePipeline
 from native_fixtures import save_tiny_native, tiny_native
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 def test_losses():

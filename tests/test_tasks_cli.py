@@ -6,19 +6,13 @@ import shutil
 import numpy as np
 import pytest
 import torch
+from cli_run import run
 from PIL import Image
 
-from lightvid.cli import main
 from lightvid.eval.evaluate import given_frames
 from lightvid.io import read_video, write_video
 from lightvid.pipelines.windows import continue_video
 from native_fixtures import save_tiny_native, tiny_native
-
-
-def run(capsys, *args):
-    code = main([str(a) for a in args])
-    out = capsys.readouterr()
-    return code, out.out, out.err
 
 
 @pytest.fixture(scope="module")

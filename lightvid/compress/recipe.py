@@ -161,8 +161,8 @@ def _finetune(pipe: NativePipeline, step: RecipeStep, recipe: Recipe, stage: Pat
 def _lower_resolution(pipe: NativePipeline, step: RecipeStep) -> NativePipeline:
     o = step.options
     height, width = o.get("height", pipe.settings.height), o.get("width", pipe.settings.width)
-    if not all(isinstance(v, int) and v > 0 and v % pipe.settings.patch == 0 for v in (height, width)):
-        raise LightvidError(f"lower_resolution: height and width must be positive multiples of the patch size "
+    if height % pipe.settings.patch or width % pipe.settings.patch:  # types were checked by load_recipe
+        raise LightvidError(f"lower_resolution: height and width must be multiples of the patch size "
                             f"({pipe.settings.patch}), got {height}x{width}")
     return NativePipeline(pipe.unet, replace(pipe.settings, height=height, width=width), pipe.facts)
 
