@@ -8,17 +8,16 @@ one process, call by call in turn, after a warm-up), and interpolation quality o
 last frame given, the default sampler): PSNR, SSIM and FD-lightvid. Prints a markdown table; --json FILE saves it.
 """
 import argparse
-import json
 import statistics
 import time
 from pathlib import Path
 
 import torch
+from report import print_table, save_rows
 
 from lightvid.eval.evaluate import evaluate
 from lightvid.eval.flops import count_flops
 from lightvid.eval.video_encoder import VideoEncoder
-from lightvid.io import atomic_write
 from lightvid.pipelines.native import NativePipeline
 from lightvid.weights import WEIGHTS_DIR, model_folder
 
@@ -65,16 +64,12 @@ def main() -> None:
         rows.append(dict(stage=name, gflops=report.flops / 1e9, params=report.params,
                          unet_ms=1000 * statistics.median(times[name]), psnr=model["psnr"], ssim=model["ssim"],
                          fd_lightvid=model["fd_lightvid"], seconds_per_clip=quality.seconds_per_clip))
-    print(f"\n{dataset}, interpolation (first + last given), {args.clips} held-out clips, "
-          f"{torch.get_num_threads()} threads\n")
-    print("| stage | GFLOPs | params | UNet ms (median) | PSNR | SSIM | FD-lightvid | s per clip |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        print(f"| {r['stage']} | {r['gflops']:.2f} | {r['params']:,} | {r['unet_ms']:.0f} | {r['psnr']:.2f} | "
-              f"{r['ssim']:.3f} | {r['fd_lightvid']:.2f} | {r['seconds_per_clip']:.2f} |")
-    if args.json:
-        with atomic_write(args.json) as tmp:
-            Path(tmp).write_text(json.dumps(rows, indent=2))
+    print_table(f"{dataset}, interpolation (first + last given), {args.clips} held-out clips, "
+                f"{torch.get_num_threads()} threads",
+                ["stage", "GFLOPs", "params", "UNet ms (median)", "PSNR", "SSIM", "FD-lightvid", "s per clip"],
+                [[r["stage"], f"{r['gflops']:.2f}", f"{r['params']:,}", f"{r['unet_ms']:.0f}", f"{r['psnr']:.2f}",
+                  f"{r['ssim']:.3f}", f"{r['fd_lightvid']:.2f}", f"{r['seconds_per_clip']:.2f}"] for r in rows])
+    save_rows(args.json, rows)
 
 
 if __name__ == "__main__":

@@ -102,7 +102,7 @@ def test_distill_resumes_exactly(capsys, tmp_path, teacher):
     assert code == 0 and "stopped at step 2 of 3" in out and not (stopped / "s").exists()
     code, _, err = run(capsys, "distill", "--teacher", teacher, "-o", stopped / "s", "--steps", 2,
                        "--config", _config(tmp_path))
-    assert code == 2 and "other settings (distill)" in err  # a rerun continues the same run, or none
+    assert code == 2 and "other settings (distill.student_steps)" in err  # a rerun continues the same run, or none
     assert run(capsys, "distill", "--teacher", teacher, "-o", stopped / "s", "--config", _config(tmp_path))[0] == 0
     for name in ("unet/model.safetensors", "ema.safetensors", "discriminator.safetensors"):
         a = load_file(straight / "s.work" / "checkpoints" / "step_00000003" / name)

@@ -1,8 +1,11 @@
 """Native models: one network serves every FrameSpec; given frames come back unchanged."""
+import math
+
 import pytest
 import torch
 
-from lightvid.models.native import NativeNet
+from lightvid.errors import LightvidError
+from lightvid.models.native import NativeNet, nearest_given
 from lightvid.pipelines.native import NativePipeline
 from lightvid.tasks import extend, image_to_video, interpolate, loop
 from native_fixtures import tiny_native
@@ -20,10 +23,12 @@ SPECS = {
 }
 
 
-@pytest.mark.parametrize("channels,patch", [(1, 1), (3, 1), (3, 2)])
+@pytest.mark.parametrize("channels,patch,conditioning,prediction", [
+    (1, 1, "native", "edm"), (3, 1, "native", "edm"), (3, 2, "native", "edm"), (3, 2, "native_nearest", "edm"),
+    (3, 2, "native_nearest", "hint_residual")])
 @pytest.mark.parametrize("task", sorted(SPECS))
-def test_every_task_runs_and_keeps_given_frames(channels, patch, task):
-    pipe = tiny_native(channels, patch)
+def test_every_task_runs_and_keeps_given_frames(channels, patch, conditioning, prediction, task):
+    pipe = tiny_native(channels, patch, conditioning=conditioning, prediction=prediction)
     spec = SPECS[task]()
     video = pipe(spec, generator=torch.Generator().manual_seed(0), progress=False)
     assert video.shape == (spec.output_frames, 3, 16, 16) and torch.isfinite(video).all()
@@ -32,6 +37,37 @@ def test_every_task_runs_and_keeps_given_frames(channels, patch, task):
             assert torch.equal(video[index], pixels)
     again = pipe(spec, generator=torch.Generator().manual_seed(0), progress=False)
     assert torch.equal(video, again)
+
+
+def test_x0_prediction_is_read_back_and_used(tmp_path):
+    pipe = tiny_native(1, prediction="x0")
+    pipe.save_pretrained(tmp_path / "m")
+    loaded = NativePipeline.from_pretrained(tmp_path / "m")
+    assert loaded.denoiser.prediction == "x0"
+    x = torch.randn(1, 5, 1, 16, 16)
+    mask = torch.zeros(1, 5, 1, 16, 16)
+    with torch.no_grad():  # x0: D is the network's output itself, whatever the noisy input's scale
+        raw = loaded.denoiser.net(x / (0.5 ** 2 + 0.5 ** 2) ** 0.5, torch.tensor([0.25 * math.log(0.5)]), mask, mask)
+        assert torch.allclose(loaded.denoiser(x, 0.5, given=mask, mask=mask), raw, atol=1e-6)
+    (tmp_path / "m" / "pipeline.json").write_text((tmp_path / "m" / "pipeline.json").read_text()
+                                                  .replace('"x0"', '"eps"'))
+    with pytest.raises(LightvidError, match="prediction 'eps' is not one of edm, x0, hint_residual"):
+        NativePipeline.from_pretrained(tmp_path / "m")
+
+
+def test_hint_residual_adds_the_nearest_given_frame():
+    pipe = tiny_native(3, 2, conditioning="native_nearest", prediction="hint_residual")
+    net = pipe.denoiser.net
+    plain = NativeNet(net.unet, 2)  # the same network without the skip
+    x = torch.randn(1, 5, 3, 16, 16)
+    mask = torch.zeros(1, 5, 1, 16, 16)
+    mask[:, 2] = 1
+    given = torch.randn(1, 5, 3, 16, 16) * mask
+    c = torch.tensor([0.1])
+    with torch.no_grad():  # every frame's nearest given frame is frame 2
+        assert torch.allclose(net(x, c, given, mask), plain(x, c, given, mask) + given[:, 2:3], atol=1e-6)
+    with pytest.raises(LightvidError, match="needs a 'native_nearest' model"):
+        NativeNet(tiny_native(3, 2).unet, 2, hint_skip=True)
 
 
 def test_guidance_and_save_load_round_trip(tmp_path):
@@ -47,9 +83,9 @@ def test_guidance_and_save_load_round_trip(tmp_path):
     assert not torch.equal(run(pipe, guidance=2.0), run(pipe))
 
 
-@pytest.mark.parametrize("patch", [1, 2])
-def test_noisy_input_at_given_pixels_is_ignored(patch):
-    net = NativeNet(tiny_native(1, patch).unet, patch)
+@pytest.mark.parametrize("patch,conditioning", [(1, "native"), (2, "native"), (2, "native_nearest")])
+def test_noisy_input_at_given_pixels_is_ignored(patch, conditioning):
+    net = NativeNet(tiny_native(1, patch, conditioning=conditioning).unet, patch)
     x = torch.randn(1, 5, 1, 16, 16)
     mask = torch.zeros(1, 5, 1, 16, 16)
     mask[:, 0] = 1
@@ -67,3 +103,35 @@ def test_flops_of_a_native_folder_count_at_patch_resolution(tmp_path):
     pipe = tiny_native(1, patch=2)
     pipe.save_pretrained(tmp_path / "m")
     assert flops_for(str(tmp_path / "m"), 5, 16, 16).flops == count_flops(pipe.unet.config, 5, 8, 8).flops
+
+
+def test_nearest_given_matches_a_per_pixel_search():
+    g = torch.Generator().manual_seed(0)
+    b, f, c, h, w = 2, 7, 2, 3, 4
+    mask = (torch.rand(b, f, 1, h, w, generator=g) < 0.25).float()
+    mask[0, :, :, 0, 0] = 0  # a pixel no frame gives
+    given = torch.randn(b, f, c, h, w, generator=g) * mask
+    hint, hinted, offset = nearest_given(given, mask)
+    for i in range(b):
+        for y in range(h):
+            for x in range(w):
+                sources = [s for s in range(f) if mask[i, s, 0, y, x]]
+                for t in range(f):
+                    if not sources:
+                        assert hinted[i, t, 0, y, x] == 0 and offset[i, t, 0, y, x] == 0
+                        assert torch.equal(hint[i, t, :, y, x], torch.zeros(c))
+                        continue
+                    source = min(sources, key=lambda s: (abs(s - t), s))  # nearest, earlier on ties
+                    assert hinted[i, t, 0, y, x] == 1 and offset[i, t, 0, y, x] == source - t
+                    assert torch.equal(hint[i, t, :, y, x], given[i, source, :, y, x])
+
+
+def test_nearest_conditioning_shows_every_frame_the_given_frame():
+    # image-to-video from frame 1 of 4: every frame's hint is frame 1, offsets -1..2; given frames unchanged
+    given = torch.zeros(1, 4, 1, 2, 2)
+    given[:, 1] = 0.7
+    mask = torch.zeros(1, 4, 1, 2, 2)
+    mask[:, 1] = 1
+    hint, hinted, offset = nearest_given(given, mask)
+    assert torch.equal(hint, torch.full_like(given, 0.7)) and torch.equal(hinted, torch.ones_like(mask))
+    assert offset[0, :, 0, 0, 0].tolist() == [1.0, 0.0, -1.0, -2.0]

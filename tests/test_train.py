@@ -1,4 +1,5 @@
 """Training: config checking, task masks, the loss, exact resume after a kill, and a 2-process accelerate run."""
+import math
 import os
 import shutil
 import signal
@@ -46,6 +47,36 @@ def test_each_task_mask_leaves_frames_to_generate(task):
         assert (given.sum(dim=1) == 1).all()
 
 
+@pytest.mark.parametrize("sigma,weight", [(1e-3, 6 / 0.25), (1.0, (1 + 0.25) / 0.25)])
+def test_x0_loss_weight_is_edm_capped_at_snr_5(sigma, weight):
+    # a net that outputs zeros: with x0-prediction D = 0, so the loss is weight * mean(clean²) on generated frames
+    from lightvid.diffusion import Denoiser
+    from lightvid.train.objective import denoising_loss
+
+    denoiser = Denoiser(lambda x, c_noise, given, mask: torch.zeros_like(x), prediction="x0", sigma_data=0.5)
+    clean = torch.full((2, 3, 1, 4, 4), 0.5)
+    given = torch.tensor([[True, False, False]] * 2)
+    loss = denoising_loss(denoiser, clean, given, torch.Generator().manual_seed(0), p_mean=math.log(sigma), p_std=0.0)
+    assert loss.item() == pytest.approx(weight * 0.25, rel=1e-5)
+
+
+def test_resume_check_accepts_fields_newer_than_the_run(tmp_path):
+    import json
+    from dataclasses import asdict
+
+    from lightvid.train.loop import _check_same_run
+
+    config = config_from_dict(tiny_config(tmp_path))
+    saved = json.loads(json.dumps(asdict(config)))
+    del saved["diffusion"]["prediction"]  # written before the field existed: it was at its default
+    (tmp_path / "state.json").write_text(json.dumps({"config": saved}))
+    _check_same_run(tmp_path, config)
+    saved["diffusion"]["p_mean"] = 3.0
+    (tmp_path / "state.json").write_text(json.dumps({"config": saved}))
+    with pytest.raises(LightvidError, match=r"other settings \(diffusion.p_mean\)"):
+        _check_same_run(tmp_path, config)
+
+
 def test_config_errors_are_one_line(tmp_path):
     raw = tiny_config(tmp_path)
     with pytest.raises(LightvidError, match="unknown key"):
@@ -54,6 +85,14 @@ def test_config_errors_are_one_line(tmp_path):
         config_from_dict({**raw, "train": {**raw["train"], "stepz": 3}})
     with pytest.raises(LightvidError, match="in_channels"):
         config_from_dict({**raw, "model": {**raw["model"], "in_channels": 4}})
+    with pytest.raises(LightvidError, match="in_channels"):  # nearest-frame conditioning has 2 more channels
+        config_from_dict({**raw, "model": {**raw["model"], "conditioning": "native_nearest"}})
+    with pytest.raises(LightvidError, match="conditioning must be one of native, native_nearest"):
+        config_from_dict({**raw, "model": {**raw["model"], "conditioning": "svd"}})
+    with pytest.raises(LightvidError, match="prediction 'eps' is not one of edm, x0, hint_residual"):
+        config_from_dict({**raw, "diffusion": {"prediction": "eps"}})
+    with pytest.raises(LightvidError, match=r"hint_residual needs model\.conditioning 'native_nearest'"):
+        config_from_dict({**raw, "diffusion": {"prediction": "hint_residual"}})
     with pytest.raises(LightvidError, match="unknown task"):
         config_from_dict({**raw, "tasks": {"dance": 1.0}})
     with pytest.raises(LightvidError, match="task weights"):

@@ -1,9 +1,17 @@
 """Native conditioning: one network for every task, told through its input channels which frames are given.
 
-Input of a native SpaceTimeUNet, per frame: [noisy frame (c) ‖ given frame, zeros where not given (c) ‖ mask (1)],
-so `in_channels = 2c + 1`. The mask is 1 where pixels are given (whole frames, or parts of frames for
-inpainting). Tasks differ only in the mask: image-to-video, interpolation, extension, loops (MarDini's
-any-frames masking, Lumiere's (noisy, masked video, mask) conditioning).
+Two input layouts, per frame (`UNetConfig.conditioning`):
+- "native": [noisy frame (c) ‖ given frame, zeros where not given (c) ‖ mask (1)], `in_channels = 2c + 1`
+  (Lumiere's (noisy, masked video, mask) conditioning). A generated frame sees given content only through
+  the temporal layers.
+- "native_nearest": [noisy frame (c) ‖ nearest given frame (c) ‖ mask (1) ‖ hinted (1) ‖ offset (1)],
+  `in_channels = 2c + 3`. Every pixel also sees the value of the temporally nearest frame that gives that pixel
+  (SVD concatenates its conditioning image to every frame the same way), `hinted` says whether any frame gives
+  it and `offset` how many frames away that one is (signed, / OFFSET_FRAMES). A generated frame then only
+  has to move nearby content rather than fetch it through temporal attention at coarse resolution; this is
+  what lets a CPU-sized photo model keep a photo's detail across 16 frames.
+The mask is 1 where pixels are given (whole frames, or parts of frames for inpainting). Tasks differ only in
+the mask: image-to-video, interpolation, extension, loops (MarDini's any-frames masking).
 
 Pixel-space models may fold p×p pixel patches into channels first (space-to-depth, exact and invertible): the
 UNet then runs at 1/p the resolution with p² times the channels — a free "autoencoder" that cuts the cost of the
@@ -13,32 +21,83 @@ import torch
 from einops import rearrange
 from torch import nn
 
+from lightvid.errors import LightvidError
+
 from .unet import SpaceTimeUNet
+
+OFFSET_FRAMES = 8.0  # frame offsets are fed divided by this: about unit range for 16-frame clips
+
+
+def nearest_given(given: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """For every frame and pixel, the given value of the nearest frame that gives that pixel.
+
+    given: (b, f, c, h, w), zeros where not given; mask: (b, f, 1, h, w) in {0, 1}. Returns (hint like given,
+    hinted (b, f, 1, h, w) in {0, 1}, offset (b, f, 1, h, w) = source frame - frame, in frames). At equal
+    distance the earlier frame wins. O(f) passes, no (f × f) tensor: masks may differ per pixel.
+    """
+    hint, hinted, offset = torch.zeros_like(given), torch.zeros_like(mask), torch.zeros_like(mask)
+    f = given.shape[1]
+    for distance in range(f):
+        for shift in (-distance, distance) if distance else (0,):
+            # frames t whose source t + shift exists: t in [lo, hi)
+            lo, hi = max(0, -shift), min(f, f - shift)
+            if lo >= hi:
+                continue
+            take = mask[:, lo + shift:hi + shift] * (1 - hinted[:, lo:hi])  # given there, not yet hinted here
+            hint[:, lo:hi] += take * given[:, lo + shift:hi + shift]
+            offset[:, lo:hi] += take * shift
+            hinted[:, lo:hi] += take
+    return hint, hinted, offset
+
+
+# What a native model's network outputs (pipeline.json / DiffusionConfig "prediction") -> the Denoiser's
+# parameterisation. "hint_residual" is x0-prediction relative to the nearest given frame: the network outputs
+# x0 - hint, so a generated frame starts as an exact copy of its nearest given frame (colours, detail) and the
+# network adds the change. Only for "native_nearest" models. See lightvid/train/objective.py for why.
+PREDICTIONS = {"edm": "edm", "x0": "x0", "hint_residual": "x0"}
 
 
 class NativeNet(nn.Module):
-    """Adapts a native SpaceTimeUNet to the Denoiser signature `net(x_in, c_noise, given, mask)`."""
+    """Adapts a native SpaceTimeUNet to the Denoiser signature `net(x_in, c_noise, given, mask)`.
 
-    def __init__(self, unet: SpaceTimeUNet, patch: int = 1):
+    hint_skip: add the nearest given frame to the output ("hint_residual" prediction; needs "native_nearest")."""
+
+    def __init__(self, unet: SpaceTimeUNet, patch: int = 1, hint_skip: bool = False):
         super().__init__()
-        self.unet, self.patch = unet, patch
+        if hint_skip and unet.config.conditioning != "native_nearest":
+            raise LightvidError("hint_residual prediction needs a 'native_nearest' model (the hint is its input)")
+        self.unet, self.patch, self.hint_skip = unet, patch, hint_skip
 
     def forward(self, x_in: torch.Tensor, c_noise: torch.Tensor, given: torch.Tensor, mask: torch.Tensor):
         # x_in, given: (b, f, c, h, w); mask: (b, f, 1, h, w) in {0, 1}. Given pixels come in clean through
         # `given`; their noisy copy is zeroed so training and sampling see the same input whatever the sampler
         # state holds there (it is never trained and is replaced by the given pixels at the end).
-        out = self.unet(self.unet_input(x_in, given, mask), c_noise).float()
+        sample, hint = self._inputs(x_in, given, mask)
+        out = self.unet(sample, c_noise).float()
         p = self.patch
-        return rearrange(out, "b f (c p q) h w -> b f c (h p) (w q)", p=p, q=p)
+        out = rearrange(out, "b f (c p q) h w -> b f c (h p) (w q)", p=p, q=p)
+        return out + hint if self.hint_skip else out
 
     def unet_input(self, x_in: torch.Tensor, given: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """[noisy (given pixels zeroed) ‖ given ‖ mask], p×p patches folded into channels: (b, f, c_in, h/p, w/p)."""
-        sample = torch.cat([x_in * (1 - mask), given, mask], dim=2)
+        """The conditioning layout of the model's config, p×p patches folded into channels: (b, f, c_in, h/p, w/p)."""
+        return self._inputs(x_in, given, mask)[0]
+
+    def _inputs(self, x_in, given, mask) -> tuple[torch.Tensor, torch.Tensor | None]:
+        hint = None
+        if self.unet.config.conditioning == "native_nearest":
+            hint, hinted, offset = nearest_given(given, mask)
+            sample = torch.cat([x_in * (1 - mask), hint, mask, hinted, offset / OFFSET_FRAMES], dim=2)
+        else:
+            sample = torch.cat([x_in * (1 - mask), given, mask], dim=2)
         p = self.patch
         sample = rearrange(sample, "b f c (h p) (w q) -> b f (c p q) h w", p=p, q=p)
-        return sample.to(next(self.unet.parameters()).dtype)
+        return sample.to(next(self.unet.parameters()).dtype), hint
 
 
-def native_channels(data_channels: int, patch: int = 1) -> tuple[int, int]:
+NATIVE_MODES = ("native", "native_nearest")
+
+
+def native_channels(data_channels: int, patch: int = 1, conditioning: str = "native") -> tuple[int, int]:
     """(in_channels, out_channels) of a native UNet for `data_channels`-channel frames and p×p patches."""
-    return (2 * data_channels + 1) * patch ** 2, data_channels * patch ** 2
+    extra = 3 if conditioning == "native_nearest" else 1
+    return (2 * data_channels + extra) * patch ** 2, data_channels * patch ** 2

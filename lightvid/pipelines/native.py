@@ -13,7 +13,7 @@ from lightvid.diffusion import Denoiser, cfg_model, get_sampler, karras_sigmas, 
 from lightvid.errors import LightvidError
 from lightvid.io import atomic_write
 from lightvid.models import SpaceTimeUNet
-from lightvid.models.native import NativeNet
+from lightvid.models.native import NATIVE_MODES, PREDICTIONS, NativeNet
 from lightvid.tasks import FrameSpec
 
 PIPELINE_FILE = "pipeline.json"
@@ -29,6 +29,7 @@ class NativeSettings:
     width: int = 64
     fps: float = 8.0
     sigma_data: float = 0.5
+    prediction: str = "edm"  # what the network outputs: edm, x0 or hint_residual (see models/native.py)
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     steps: int = 25
@@ -42,11 +43,16 @@ class NativeSettings:
 
 class NativePipeline:
     def __init__(self, unet: SpaceTimeUNet, settings: NativeSettings, facts: dict | None = None):
-        if unet.config.conditioning != "native":
-            raise LightvidError("this model is not a native lightvid model (conditioning != 'native')")
+        if unet.config.conditioning not in NATIVE_MODES:
+            raise LightvidError(f"this model is not a native lightvid model (conditioning "
+                                f"'{unet.config.conditioning}', not one of {', '.join(NATIVE_MODES)})")
         self.unet, self.settings = unet, settings
         self.facts = facts or {}  # what pipeline.json says beyond the settings: trained_steps, dataset
-        self.denoiser = Denoiser(NativeNet(unet, settings.patch), prediction="edm", sigma_data=settings.sigma_data)
+        if settings.prediction not in PREDICTIONS:
+            raise LightvidError(f"{PIPELINE_FILE}: prediction '{settings.prediction}' is not one of "
+                                f"{', '.join(PREDICTIONS)}")
+        net = NativeNet(unet, settings.patch, hint_skip=settings.prediction == "hint_residual")
+        self.denoiser = Denoiser(net, prediction=PREDICTIONS[settings.prediction], sigma_data=settings.sigma_data)
 
     @classmethod
     def from_pretrained(cls, folder, dtype: torch.dtype = torch.float32) -> "NativePipeline":

@@ -6,15 +6,20 @@ import yaml
 
 from lightvid.errors import LightvidError
 from lightvid.models import UNetConfig
-from lightvid.models.native import native_channels
+from lightvid.models.native import NATIVE_MODES, PREDICTIONS, native_channels
 
 from .masking import TASKS
 
 
 @dataclass
 class DiffusionConfig:
-    """EDM training (Karras et al. 2022): σ ~ LogNormal(p_mean, p_std), F-prediction, λ(σ) weighting."""
+    """EDM training (Karras et al. 2022): σ ~ LogNormal(p_mean, p_std), λ(σ) weighting (see train/objective.py).
+
+    prediction: what the network outputs: "edm" (EDM's F, which mixes the noise in at low σ), "x0" (the clean
+    clip, for networks whose finest level is too narrow to carry the noise; see objective.py) or "hint_residual"
+    (x0 minus the nearest given frame; see models/native.py)."""
     sigma_data: float = 0.5
+    prediction: str = "edm"
     p_mean: float = -1.2
     p_std: float = 1.2
     sigma_min: float = 0.002  # sampling schedule defaults stored with the model
@@ -106,11 +111,15 @@ def config_from_dict(raw: dict) -> TrainConfig:
         if key in raw:
             raw[key] = make(raw[key])
     config = _build(TrainConfig, raw, "top level")
-    channels = native_channels(config.data_channels, config.patch)
-    if config.model.conditioning != "native" or (config.model.in_channels, config.model.out_channels) != channels:
-        raise LightvidError("config: lightvid trains native models: model.conditioning must be 'native', "
-                            f"model.in_channels = (2 * data_channels + 1) * patch² = {channels[0]} and "
-                            f"model.out_channels = data_channels * patch² = {channels[1]}")
+    mode = config.model.conditioning
+    if mode not in NATIVE_MODES:
+        raise LightvidError(f"config: lightvid trains native models: model.conditioning must be one of "
+                            f"{', '.join(NATIVE_MODES)}, got '{mode}'")
+    channels = native_channels(config.data_channels, config.patch, mode)
+    if (config.model.in_channels, config.model.out_channels) != channels:
+        raise LightvidError(f"config: with data_channels {config.data_channels}, patch {config.patch} and '{mode}' "
+                            f"conditioning, model.in_channels must be {channels[0]} and model.out_channels "
+                            f"{channels[1]} (see lightvid/models/native.py)")
     unknown_tasks = sorted(set(config.tasks) - set(TASKS))
     if unknown_tasks:
         raise LightvidError(f"config: unknown task(s) {unknown_tasks}; accepted: {', '.join(TASKS)}")
@@ -129,6 +138,10 @@ def config_from_dict(raw: dict) -> TrainConfig:
     if not all(isinstance(v, (int, float)) for v in numbers) or not (
             t.lr > 0 and 0 <= t.ema_decay < 1 and t.grad_clip > 0 and t.gate_lr > 0 and t.gate_l1 >= 0):
         raise LightvidError("config: need lr > 0, 0 <= ema_decay < 1, grad_clip > 0, gate_lr > 0 and gate_l1 >= 0")
+    prediction = config.diffusion.prediction
+    if prediction not in PREDICTIONS or (prediction == "hint_residual" and mode != "native_nearest"):
+        raise LightvidError(f"config: diffusion.prediction '{prediction}' is not one of {', '.join(PREDICTIONS)} "
+                            "(hint_residual needs model.conditioning 'native_nearest')")
     if config.distill is not None:
         _check_distill(config.distill)
     if "name" not in config.data:
@@ -164,8 +177,8 @@ def finetune_config(folder, output_dir, train: dict, data: dict | None = None, *
     return config_from_dict({
         "output_dir": str(output_dir), "init_from": str(folder), "data": data, "fps": s.fps,
         "data_channels": s.data_channels, "patch": s.patch, "train": train,
-        "diffusion": {"sigma_data": s.sigma_data, "sigma_min": s.sigma_min, "sigma_max": s.sigma_max,
-                      "sample_steps": s.steps, "sampler": s.sampler}, **extra})
+        "diffusion": {"sigma_data": s.sigma_data, "prediction": s.prediction, "sigma_min": s.sigma_min,
+                      "sigma_max": s.sigma_max, "sample_steps": s.steps, "sampler": s.sampler}, **extra})
 
 
 def load_config(path) -> TrainConfig:

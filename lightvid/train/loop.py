@@ -21,7 +21,7 @@ from lightvid.diffusion import Denoiser
 from lightvid.errors import LightvidError
 from lightvid.io import atomic_dir, atomic_write
 from lightvid.models import SpaceTimeUNet
-from lightvid.models.native import NativeNet
+from lightvid.models.native import PREDICTIONS, NativeNet
 from lightvid.pipelines.native import NativePipeline, NativeSettings
 
 from .config import TrainConfig
@@ -95,9 +95,16 @@ def _check_same_run(checkpoint: Path, config: TrainConfig) -> None:
     saved = json.loads((checkpoint / "state.json").read_text())["config"]
     current = json.loads(json.dumps(asdict(config)))
     free = {"init_from", "train.steps", "train.checkpoint_every", "train.log_every", "train.num_workers"}
-    changed = [key for key in current if key not in free | {"train"} and key in saved and saved[key] != current[key]]
-    changed += [f"train.{key}" for key, value in current["train"].items()
-                if f"train.{key}" not in free and key in saved.get("train", {}) and saved["train"][key] != value]
+    sections = ("model", "diffusion", "train", "distill")  # dataclasses: a field newer than the run was at default
+    changed = [key for key, value in current.items()
+               if key not in free | set(sections) and key in saved and saved[key] != value]
+    for section in sections:
+        now, then = current.get(section), saved.get(section)
+        if not isinstance(now, dict) or not isinstance(then, dict):
+            changed += [section] if section in saved and now != then else []
+            continue
+        changed += [f"{section}.{key}" for key, value in now.items()
+                    if f"{section}.{key}" not in free and key in then and then[key] != value]
     if changed:
         raise LightvidError(f"{checkpoint}: this run was started with other settings ({', '.join(changed[:4])}); "
                             "use a new output folder, or the same settings")
@@ -148,7 +155,8 @@ def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int,
     frames, _, height, width = clip_shape
     settings = NativeSettings(data_channels=config.data_channels, patch=config.patch, num_frames=frames,
                               height=height, width=width, fps=config.fps,
-                              sigma_data=config.diffusion.sigma_data, sigma_min=config.diffusion.sigma_min,
+                              sigma_data=config.diffusion.sigma_data, prediction=config.diffusion.prediction,
+                              sigma_min=config.diffusion.sigma_min,
                               sigma_max=config.diffusion.sigma_max, steps=config.diffusion.sample_steps,
                               sampler=config.diffusion.sampler)
     facts = {"trained_steps": step, "dataset": config.data["name"]}
@@ -188,10 +196,12 @@ def train(config: TrainConfig, max_steps: int | None = None, progress: bool = Tr
     distill = _distillation(config)
     if distill is not None and checkpoint is not None:
         load_extra(checkpoint, "discriminator", distill.heads(), distill.optimizer)
-    model, optimizer = accelerator.prepare(NativeNet(unet, config.patch), optimizer)
+    hint_skip = config.diffusion.prediction == "hint_residual"
+    model, optimizer = accelerator.prepare(NativeNet(unet, config.patch, hint_skip), optimizer)
     if distill is not None:
         distill.prepare(accelerator)
-    denoiser = Denoiser(model, prediction="edm", sigma_data=config.diffusion.sigma_data)
+    denoiser = Denoiser(model, prediction=PREDICTIONS[config.diffusion.prediction],
+                        sigma_data=config.diffusion.sigma_data)
 
     dataset = build_dataset(config.data["name"], **{k: v for k, v in config.data.items() if k != "name"})
     if isinstance(dataset, IterableDataset):

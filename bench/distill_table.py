@@ -1,0 +1,65 @@
+"""Teacher vs distilled students, side by side in one run: speed and quality (issue #5's table).
+
+    python bench/distill_table.py mnist runs/mnist-1step runs/mnist-4step [--teacher-steps 25,50] [--clips 32]
+
+Rows: the teacher with its own sampler at each of --teacher-steps, then each student with its own defaults
+(its step count and the re-noising sampler). Columns, all on the first `clips` held-out test clips:
+- s per clip: median wall-clock of one interpolation clip (sampling; pixel-space models have no VAE to decode);
+- video-s per s: clip duration (frames / fps) over that;
+- interpolation (first + last given): PSNR, SSIM, FD-lightvid;
+- loop (one given frame, num_frames - 1 frames on repeat): the seam ratio (jump last -> first over the median
+  frame step; 1 = as smooth as any step) and FD-lightvid.
+Prints a markdown table; --json FILE saves the rows.
+"""
+import argparse
+from pathlib import Path
+
+import torch
+from report import print_table, save_rows
+
+from lightvid.eval.evaluate import evaluate
+from lightvid.eval.video_encoder import VideoEncoder
+from lightvid.pipelines.native import NativePipeline
+from lightvid.weights import WEIGHTS_DIR, model_folder
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("teacher", help="the teacher (embedded name or folder)")
+    parser.add_argument("students", nargs="+", help="student model folders (lightvid distill outputs)")
+    parser.add_argument("--teacher-steps", default="25,50")
+    parser.add_argument("--clips", type=int, default=32)
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+
+    teacher = NativePipeline.from_pretrained(model_folder(args.teacher))
+    runs = [(f"teacher, {n} steps", teacher, int(n)) for n in args.teacher_steps.split(",")]
+    for folder in args.students:
+        student = NativePipeline.from_pretrained(model_folder(folder))
+        runs.append((f"student {Path(folder).name}, {student.settings.steps} steps", student, None))
+    dataset = teacher.facts["dataset"]
+    encoder = VideoEncoder.load(WEIGHTS_DIR / "encoders" / f"{dataset}.safetensors")
+    s = teacher.settings
+    duration = s.num_frames / s.fps
+
+    rows = []
+    for name, pipe, steps in runs:
+        interp = evaluate(pipe, dataset, "interpolate", clips=args.clips, steps=steps, encoder=encoder,
+                          model_name=name)
+        looped = evaluate(pipe, dataset, "loop", clips=args.clips, steps=steps, encoder=encoder, model_name=name)
+        a, b = interp.results["model"], looped.results["model"]
+        rows.append(dict(run=name, steps=interp.steps, seconds_per_clip=interp.seconds_per_clip,
+                         video_seconds_per_second=duration / interp.seconds_per_clip, psnr=a["psnr"],
+                         ssim=a["ssim"], fd_lightvid=a["fd_lightvid"], seam_ratio=b["seam_ratio"],
+                         loop_fd_lightvid=b["fd_lightvid"]))
+    print_table(f"{dataset}, {args.clips} held-out clips, {torch.get_num_threads()} threads",
+                ["run", "s per clip", "video-s per s", "interp. PSNR", "SSIM", "FD-lightvid", "loop seam ratio",
+                 "loop FD"],
+                [[r["run"], f"{r['seconds_per_clip']:.2f}", f"{r['video_seconds_per_second']:.2f}", f"{r['psnr']:.2f}",
+                  f"{r['ssim']:.3f}", f"{r['fd_lightvid']:.2f}", f"{r['seam_ratio']:.2f}",
+                  f"{r['loop_fd_lightvid']:.2f}"] for r in rows])
+    save_rows(args.json, rows)
+
+
+if __name__ == "__main__":
+    main()
