@@ -22,7 +22,8 @@ from lightvid.weights import model_folder
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", help="an embedded model name or a native model folder")
-    parser.add_argument("--task", default="animate", help="which frames are given (as in `lightvid eval`)")
+    parser.add_argument("--task", default="animate", choices=("animate", "interpolate", "keyframes", "predict"),
+                        help="which frames are given (as in `lightvid eval`)")
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--sigmas", default="80,10,2,0.5,0.1")
     args = parser.parse_args()

@@ -100,11 +100,11 @@ def _check_same_run(checkpoint: Path, config: TrainConfig) -> None:
                if key not in free | set(sections) and key in saved and saved[key] != value]
     for section in sections:
         now, then = current.get(section), saved.get(section)
-        if not isinstance(now, dict) or not isinstance(then, dict):
-            changed += [section] if section in saved and now != then else []
-            continue
-        changed += [f"{section}.{key}" for key, value in now.items()
-                    if f"{section}.{key}" not in free and key in then and then[key] != value]
+        if isinstance(now, dict) and isinstance(then, dict):
+            changed += [f"{section}.{key}" for key, value in now.items()
+                        if f"{section}.{key}" not in free and key in then and then[key] != value]
+        elif section in saved and now != then:  # present on one side only (a distill section)
+            changed.append(section)
     if changed:
         raise LightvidError(f"{checkpoint}: this run was started with other settings ({', '.join(changed[:4])}); "
                             "use a new output folder, or the same settings")
