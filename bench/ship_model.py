@@ -1,15 +1,17 @@
 """Copy a trained model into the package as an embedded default, weights stored in bfloat16.
 
-    python bench/ship_model.py MODEL_FOLDER NAME       e.g. runs/photo/model photo
+    python bench/ship_model.py MODEL_FOLDER NAME [--sampler S --steps N]    e.g. runs/photo/model photo
 
 bf16 storage halves the size (the shipped limit is 25 MB per model); weights are loaded back as float32, so
-the shipped model is the trained EMA model rounded to bf16 — the one `lightvid eval` measures.
+the shipped model is the trained EMA model rounded to bf16 — the one `lightvid eval` measures. --sampler and
+--steps replace the sampling defaults the training config wrote into pipeline.json (the model card says why).
 """
 import argparse
 from pathlib import Path
 
 import torch
 
+from lightvid.diffusion.samplers import SAMPLERS
 from lightvid.io import atomic_dir
 from lightvid.pipelines.native import NativePipeline
 from lightvid.weights import EMBEDDED, WEIGHTS_DIR
@@ -21,8 +23,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model", type=Path, help="a native model folder, e.g. runs/photo/model")
     parser.add_argument("name", choices=EMBEDDED)
+    parser.add_argument("--sampler", choices=sorted(SAMPLERS), help="default sampler of the shipped model")
+    parser.add_argument("--steps", type=int, help="default sampling steps of the shipped model")
     args = parser.parse_args()
     pipe = NativePipeline.from_pretrained(args.model)
+    pipe.settings.sampler = args.sampler or pipe.settings.sampler
+    pipe.settings.steps = args.steps or pipe.settings.steps
     if "dataset" not in pipe.facts:
         raise SystemExit(f"{args.model}: pipeline.json does not name its dataset (lightvid eval needs it)")
     pipe.unet.to(torch.bfloat16)

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lightvid.errors import LightvidError
-from lightvid.models.native import NativeNet, nearest_given
+from lightvid.models.native import NativeNet, flow_hint, nearest_given
 from lightvid.pipelines.native import NativePipeline
 from lightvid.tasks import extend, image_to_video, interpolate, loop
 from native_fixtures import tiny_native
@@ -25,7 +25,7 @@ SPECS = {
 
 @pytest.mark.parametrize("channels,patch,conditioning,prediction", [
     (1, 1, "native", "edm"), (3, 1, "native", "edm"), (3, 2, "native", "edm"), (3, 2, "native_nearest", "edm"),
-    (3, 2, "native_nearest", "hint_residual")])
+    (3, 2, "native_nearest", "hint_residual"), (3, 2, "native_flow", "hint_residual")])
 @pytest.mark.parametrize("task", sorted(SPECS))
 def test_every_task_runs_and_keeps_given_frames(channels, patch, conditioning, prediction, task):
     pipe = tiny_native(channels, patch, conditioning=conditioning, prediction=prediction)
@@ -55,7 +55,7 @@ def test_x0_prediction_is_read_back_and_used(tmp_path):
         NativePipeline.from_pretrained(tmp_path / "m")
 
 
-def test_hint_residual_adds_the_nearest_given_frame():
+def test_hint_residual_adds_the_nearest_given_frame_and_sampling_starts_there():
     pipe = tiny_native(3, 2, conditioning="native_nearest", prediction="hint_residual")
     net = pipe.denoiser.net
     plain = NativeNet(net.unet, 2)  # the same network without the skip
@@ -66,7 +66,9 @@ def test_hint_residual_adds_the_nearest_given_frame():
     c = torch.tensor([0.1])
     with torch.no_grad():  # every frame's nearest given frame is frame 2
         assert torch.allclose(net(x, c, given, mask), plain(x, c, given, mask) + given[:, 2:3], atol=1e-6)
-    with pytest.raises(LightvidError, match="needs a 'native_nearest' model"):
+    assert torch.equal(net.start(given, mask), given[:, 2:3].expand_as(given))  # sampling starts at the hint
+    assert torch.equal(plain.start(given, mask), torch.zeros_like(given))  # other models: at zero
+    with pytest.raises(LightvidError, match="needs a 'native_nearest' or 'native_flow' model"):
         NativeNet(tiny_native(3, 2).unet, 2, hint_skip=True)
 
 
@@ -135,3 +137,24 @@ def test_nearest_conditioning_shows_every_frame_the_given_frame():
     hint, hinted, offset = nearest_given(given, mask)
     assert torch.equal(hint, torch.full_like(given, 0.7)) and torch.equal(hinted, torch.ones_like(mask))
     assert offset[0, :, 0, 0, 0].tolist() == [1.0, 0.0, -1.0, -2.0]
+
+
+def test_flow_hint_is_the_farneback_interpolation_between_given_frames():
+    from lightvid.data.camera_motion import CameraMotion
+    from lightvid.eval.baselines import farneback
+
+    clip, _ = CameraMotion(split="test", num_frames=6, size=32)[0]  # (6, 3, 32, 32), a real camera move
+    flags = torch.tensor([True, False, False, True, False, False])
+    mask = flags.float()[None, :, None, None, None].expand(1, 6, 1, 32, 32).clone()
+    given = clip[None] * mask
+    hint = nearest_given(given, mask)[0]
+    flow = flow_hint(given, mask, hint)
+    assert torch.equal(flow[0], farneback(clip, flags))  # frames 1-2 by flow; 4-5 copy frame 3, as before
+    assert torch.equal(flow[0, 3:], hint[0, 3:]) and not torch.equal(flow[0, 1:3], hint[0, 1:3])
+    assert ((flow[0, 1:3] - clip[1:3]) ** 2).mean() < ((hint[0, 1:3] - clip[1:3]) ** 2).mean()
+    # a per-pixel mask, or a single given frame: nothing to interpolate between, the nearest-given hint stays
+    pixel_mask, one_frame = mask.clone(), mask.clone()
+    pixel_mask[..., :4, :] = 0
+    one_frame[:, 3] = 0
+    for keep in (pixel_mask, one_frame):
+        assert torch.equal(flow_hint(given * keep, keep, hint), hint)

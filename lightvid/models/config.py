@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 
 from lightvid.errors import LightvidError
 
-CONDITIONING_MODES = ("svd", "native", "native_nearest")
+CONDITIONING_MODES = ("svd", "native", "native_nearest", "native_flow")
 
 
 @dataclass
@@ -39,7 +39,8 @@ class UNetConfig:
     up_eps: float = 1e-6
     # How a pipeline builds the input channels: "svd" = noisy latents ‖ image latents (+ CLIP token,
     # time ids); "native" = noisy ‖ given frames (zeros elsewhere) ‖ mask, one network for every task;
-    # "native_nearest" also gives every frame its nearest given frame (see models/native.py).
+    # "native_nearest" also gives every frame its nearest given frame, "native_flow" the flow interpolation
+    # between given frames where there are two (see models/native.py).
     conditioning: str = "svd"
     # -- compressed architectures (written by lightvid.compress; the defaults are the uncompressed network) --
     # Single-token cross-attention stored folded as one linear layer, W_out·W_v (MobileVD's optimised

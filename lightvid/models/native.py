@@ -1,6 +1,6 @@
 """Native conditioning: one network for every task, told through its input channels which frames are given.
 
-Two input layouts, per frame (`UNetConfig.conditioning`):
+Three input layouts, per frame (`UNetConfig.conditioning`):
 - "native": [noisy frame (c) ‖ given frame, zeros where not given (c) ‖ mask (1)], `in_channels = 2c + 1`
   (Lumiere's (noisy, masked video, mask) conditioning). A generated frame sees given content only through
   the temporal layers.
@@ -10,6 +10,11 @@ Two input layouts, per frame (`UNetConfig.conditioning`):
   it and `offset` how many frames away that one is (signed, / OFFSET_FRAMES). A generated frame then only
   has to move nearby content rather than fetch it through temporal attention at coarse resolution; this is
   what lets a CPU-sized photo model keep a photo's detail across 16 frames.
+- "native_flow": the same channels, but a frame between two given frames (whole frames) gets their optical-flow
+  interpolation as its hint (OpenCV Farneback, the `farneback` baseline of lightvid.eval) instead of the nearer
+  of the two. Interpolation then starts from what flow alone achieves and the network corrects it (flow-guided
+  refinement, as learned frame interpolators do); frames with a given frame on one side only, and per-pixel
+  masks, keep the nearest given frame.
 The mask is 1 where pixels are given (whole frames, or parts of frames for inpainting). Tasks differ only in
 the mask: image-to-video, interpolation, extension, loops (MarDini's any-frames masking).
 
@@ -26,6 +31,27 @@ from lightvid.errors import LightvidError
 from .unet import SpaceTimeUNet
 
 OFFSET_FRAMES = 8.0  # frame offsets are fed divided by this: about unit range for 16-frame clips
+NATIVE_MODES = ("native", "native_nearest", "native_flow")
+HINTED_MODES = ("native_nearest", "native_flow")  # the same input channels: a model may switch between them
+
+
+def flow_hint(given: torch.Tensor, mask: torch.Tensor, hint: torch.Tensor) -> torch.Tensor:
+    """`hint` with every frame that lies between two given frames replaced by their Farneback interpolation.
+
+    given, hint: (b, f, c, h, w); mask: (b, f, 1, h, w). Only clips whose mask gives whole frames, at least two,
+    are changed (flow needs whole frames on both sides); the rest keep their nearest-given hint. The flow is not
+    differentiable and needs no gradient: it reads given frames only.
+    """
+    from lightvid.eval.baselines import farneback  # eval imports nothing from models: no import cycle
+
+    out = hint.clone()
+    for b in range(given.shape[0]):
+        per_frame = mask[b].flatten(1)  # (f, 1·h·w)
+        whole = bool((per_frame.amax(1) == per_frame.amin(1)).all())
+        flags = per_frame[:, 0] > 0.5  # (f,) bool
+        if whole and int(flags.sum()) >= 2:
+            out[b] = farneback(given[b].detach().float(), flags).to(out)
+    return out
 
 
 def nearest_given(given: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -51,21 +77,22 @@ def nearest_given(given: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor
 
 
 # What a native model's network outputs (pipeline.json / DiffusionConfig "prediction") -> the Denoiser's
-# parameterisation. "hint_residual" is x0-prediction relative to the nearest given frame: the network outputs
-# x0 - hint, so a generated frame starts as an exact copy of its nearest given frame (colours, detail) and the
-# network adds the change. Only for "native_nearest" models. See lightvid/train/objective.py for why.
+# parameterisation. "hint_residual" is x0-prediction relative to the hint: the network outputs x0 - hint, so a
+# generated frame starts as an exact copy of its nearest given frame (or flow interpolation, "native_flow") and
+# the network adds the change. Only for models with a hint (HINTED_MODES); lightvid/train/objective.py says why.
 PREDICTIONS = {"edm": "edm", "x0": "x0", "hint_residual": "x0"}
 
 
 class NativeNet(nn.Module):
     """Adapts a native SpaceTimeUNet to the Denoiser signature `net(x_in, c_noise, given, mask)`.
 
-    hint_skip: add the nearest given frame to the output ("hint_residual" prediction; needs "native_nearest")."""
+    hint_skip: add the hint to the output ("hint_residual" prediction; needs a mode of HINTED_MODES)."""
 
     def __init__(self, unet: SpaceTimeUNet, patch: int = 1, hint_skip: bool = False):
         super().__init__()
-        if hint_skip and unet.config.conditioning != "native_nearest":
-            raise LightvidError("hint_residual prediction needs a 'native_nearest' model (the hint is its input)")
+        if hint_skip and unet.config.conditioning not in HINTED_MODES:
+            raise LightvidError("hint_residual prediction needs a 'native_nearest' or 'native_flow' model "
+                                "(the hint is its input)")
         self.unet, self.patch, self.hint_skip = unet, patch, hint_skip
 
     def forward(self, x_in: torch.Tensor, c_noise: torch.Tensor, given: torch.Tensor, mask: torch.Tensor):
@@ -82,10 +109,21 @@ class NativeNet(nn.Module):
         """The conditioning layout of the model's config, p×p patches folded into channels: (b, f, c_in, h/p, w/p)."""
         return self._inputs(x_in, given, mask)[0]
 
+    def start(self, given: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Where sampling starts before noise is added, (b, f, c, h, w): the hint for a hint_residual network
+        (it diffuses the change from the hint, so its prior mean is the hint), else zeros."""
+        return self._hint(given, mask)[0] if self.hint_skip else torch.zeros_like(given)
+
+    def _hint(self, given, mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        hint, hinted, offset = nearest_given(given, mask)
+        if self.unet.config.conditioning == "native_flow":
+            hint = flow_hint(given, mask, hint)
+        return hint, hinted, offset
+
     def _inputs(self, x_in, given, mask) -> tuple[torch.Tensor, torch.Tensor | None]:
         hint = None
-        if self.unet.config.conditioning == "native_nearest":
-            hint, hinted, offset = nearest_given(given, mask)
+        if self.unet.config.conditioning in HINTED_MODES:
+            hint, hinted, offset = self._hint(given, mask)
             sample = torch.cat([x_in * (1 - mask), hint, mask, hinted, offset / OFFSET_FRAMES], dim=2)
         else:
             sample = torch.cat([x_in * (1 - mask), given, mask], dim=2)
@@ -94,10 +132,7 @@ class NativeNet(nn.Module):
         return sample.to(next(self.unet.parameters()).dtype), hint
 
 
-NATIVE_MODES = ("native", "native_nearest")
-
-
 def native_channels(data_channels: int, patch: int = 1, conditioning: str = "native") -> tuple[int, int]:
     """(in_channels, out_channels) of a native UNet for `data_channels`-channel frames and p×p patches."""
-    extra = 3 if conditioning == "native_nearest" else 1
+    extra = 3 if conditioning in HINTED_MODES else 1
     return (2 * data_channels + extra) * patch ** 2, data_channels * patch ** 2

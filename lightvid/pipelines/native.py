@@ -95,7 +95,8 @@ class NativePipeline:
         sampler = sampler or s.sampler
         schedule = student_sigmas if sampler == "renoise" else karras_sigmas  # few-step students: their own levels
         sigmas = schedule(steps or s.steps, s.sigma_min, s.sigma_max)
-        x = torch.randn((1, *given.shape), generator=generator) * sigmas[0]
+        start = self.denoiser.net.start(cond["given"], cond["mask"])  # (1, F, c, H, W)
+        x = start + torch.randn((1, *given.shape), generator=generator) * sigmas[0]
         out = get_sampler(sampler)(model, x, sigmas, generator=generator, disable=progress is False)
         frames = out[0].clamp(-1, 1).expand(-1, 3, -1, -1)
         return spec.compose(frames)

@@ -6,7 +6,7 @@ import yaml
 
 from lightvid.errors import LightvidError
 from lightvid.models import UNetConfig
-from lightvid.models.native import NATIVE_MODES, PREDICTIONS, native_channels
+from lightvid.models.native import HINTED_MODES, NATIVE_MODES, PREDICTIONS, native_channels
 
 from .masking import TASKS
 
@@ -139,9 +139,9 @@ def config_from_dict(raw: dict) -> TrainConfig:
             t.lr > 0 and 0 <= t.ema_decay < 1 and t.grad_clip > 0 and t.gate_lr > 0 and t.gate_l1 >= 0):
         raise LightvidError("config: need lr > 0, 0 <= ema_decay < 1, grad_clip > 0, gate_lr > 0 and gate_l1 >= 0")
     prediction = config.diffusion.prediction
-    if prediction not in PREDICTIONS or (prediction == "hint_residual" and mode != "native_nearest"):
+    if prediction not in PREDICTIONS or (prediction == "hint_residual" and mode not in HINTED_MODES):
         raise LightvidError(f"config: diffusion.prediction '{prediction}' is not one of {', '.join(PREDICTIONS)} "
-                            "(hint_residual needs model.conditioning 'native_nearest')")
+                            f"(hint_residual needs model.conditioning {' or '.join(HINTED_MODES)})")
     if config.distill is not None:
         _check_distill(config.distill)
     if "name" not in config.data:

@@ -21,7 +21,7 @@ from lightvid.diffusion import Denoiser
 from lightvid.errors import LightvidError
 from lightvid.io import atomic_dir, atomic_write
 from lightvid.models import SpaceTimeUNet
-from lightvid.models.native import PREDICTIONS, NativeNet
+from lightvid.models.native import HINTED_MODES, PREDICTIONS, NativeNet
 from lightvid.pipelines.native import NativePipeline, NativeSettings
 
 from .config import TrainConfig
@@ -113,9 +113,14 @@ def _check_same_run(checkpoint: Path, config: TrainConfig) -> None:
 def _initial_weights(config: TrainConfig) -> SpaceTimeUNet:
     """The `init_from` model, checked against the run's model config and frame format."""
     start = NativePipeline.from_pretrained(config.init_from)
-    if start.unet.config != config.model:
+    saved = start.unet.config
+    if {saved.conditioning, config.model.conditioning} <= set(HINTED_MODES):
+        # native_nearest <-> native_flow: the same channels and weights, a new hint for in-between frames
+        saved = replace(saved, conditioning=config.model.conditioning)
+    if saved != config.model:
         raise LightvidError(f"init_from {config.init_from}: its UNet config differs from the config's 'model' "
                             "(leave 'model' out to use the folder's)")
+    start.unet.config = config.model
     if (start.settings.data_channels, start.settings.patch) != (config.data_channels, config.patch):
         raise LightvidError(f"init_from {config.init_from}: it takes {start.settings.data_channels}-channel frames "
                             f"in {start.settings.patch}x{start.settings.patch} patches; the config says "
