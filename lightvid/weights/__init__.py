@@ -5,7 +5,8 @@
     mnist-mobilevd   `mnist` compressed by `lightvid compress mnist --recipe mobilevd` (half the FLOPs)
 
 Each folder has a MODEL_CARD.md (data, steps, CPU-hours, metrics). A model is rebuilt by
-`lightvid train --config configs/<name>.yaml`, then `python bench/ship_model.py runs/<name>/model <name>`.
+`lightvid train --config configs/<name>.yaml`, then `python bench/ship_model.py runs/<name>/model <name>`
+(`photo` trains in two stages, configs/photo.yaml then configs/photo_flow.yaml; its card has the commands).
 Every command that takes `--model` accepts one of these names or the path of any native model folder (e.g. a
 training run's `runs/<name>/model`).
 """
