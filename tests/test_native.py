@@ -174,3 +174,17 @@ def test_hint_residual_sampling_starts_from_the_hint_plus_noise():
     # measured: 0.0024 from the hint (the 1e-4 noise through a random network), 1.36 from zeros
     assert (out[generated] - from_hint[generated].clamp(-1, 1)).abs().max() < 0.02
     assert (out[generated] - from_zero[generated].clamp(-1, 1)).abs().max() > 0.5
+
+
+def test_hint_is_computed_once_per_sampling_call(monkeypatch):
+    import lightvid.models.native as native
+
+    calls = []
+    real = native.nearest_given
+    monkeypatch.setattr(native, "nearest_given", lambda g, m: calls.append(1) or real(g, m))
+    pipe = tiny_native(3, 2, conditioning="native_flow", prediction="hint_residual")
+    spec = SPECS["interpolate"]()
+    pipe(spec, steps=3, sampler="heun", generator=torch.Generator().manual_seed(0), progress=False)  # 5 net calls
+    assert len(calls) == 1
+    pipe(spec, steps=3, sampler="heun", generator=torch.Generator().manual_seed(0), progress=False)
+    assert len(calls) == 2  # a new call brings new conditioning tensors: computed again
