@@ -5,7 +5,9 @@
 For each σ, the mean squared error (pixels in [-1, 1]) of D(x0 + σ·noise; σ) on the generated frames of the
 first `clips` test clips, beside copying the nearest given frame (the still-video baseline). A model that
 samples well must beat the copy at every σ where sampling spends its steps; a curve that rises again at low σ
-means it cannot reproduce detail. Cheap (one UNet call per clip and σ), so it can watch a training run.
+means it cannot reproduce detail. Models that start from their hint (hint_residual) also get the hint's own
+MSE: a correction that does not beat it loses to the baseline the hint is (copy, or Farneback for native_flow).
+Cheap (one UNet call per clip and σ), so it can watch a training run.
 """
 import argparse
 
@@ -40,6 +42,9 @@ def main() -> None:
     copy_mse = ((copy - real) ** 2)[generated.expand_as(real)].mean().item()
     g = torch.Generator().manual_seed(0)
     print(f"{args.model}: {args.task}, {args.clips} test clips; copy-nearest MSE {copy_mse:.4f}")
+    if s.prediction == "hint_residual":  # where sampling starts: what the network's correction must improve on
+        hint = pipe.denoiser.net.start(real * mask, mask)
+        print(f"hint MSE {((hint - real) ** 2)[generated.expand_as(real)].mean().item():.4f}")
     print("| σ | model MSE | model / copy |\n|---|---|---|")
     with torch.no_grad():
         for sigma in (float(v) for v in args.sigmas.split(",")):
