@@ -1,9 +1,12 @@
 """Teacher vs distilled students, side by side in one run: speed and quality (issue #5's table).
 
-    python bench/distill_table.py mnist runs/mnist-1step runs/mnist-4step [--teacher-steps 25,50] [--clips 32]
+    python bench/distill_table.py mnist runs/mnist-1step runs/mnist-4step [--teacher-steps 25,50]
+        [--teacher-renoise 1,4] [--clips 32]
 
-Rows: the teacher with its own sampler at each of --teacher-steps, then each student with its own defaults
-(its step count and the re-noising sampler). Columns, all on the first `clips` held-out test clips:
+Rows: the teacher with its own sampler at each of --teacher-steps; the teacher with the students' sampler
+(re-noising, student_sigmas) at each of --teacher-renoise, i.e. what the same step count gives without
+distillation; then each student with its own defaults (its step count and the re-noising sampler).
+Columns, all on the first `clips` held-out test clips:
 - s per clip: median wall-clock of one interpolation clip (sampling; pixel-space models have no VAE to decode);
 - video-s per s: clip duration (frames / fps) over that;
 - interpolation (first + last given): PSNR, SSIM, FD-lightvid;
@@ -27,26 +30,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("teacher", help="the teacher (embedded name or folder)")
     parser.add_argument("students", nargs="+", help="student model folders (lightvid distill outputs)")
-    parser.add_argument("--teacher-steps", default="25,50")
+    parser.add_argument("--teacher-steps", default="25,50", help="comma-separated; '' for none")
+    parser.add_argument("--teacher-renoise", default="", help="comma-separated step counts; '' for none")
     parser.add_argument("--clips", type=int, default=32)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
 
     teacher = NativePipeline.from_pretrained(model_folder(args.teacher))
-    runs = [(f"teacher, {n} steps", teacher, int(n)) for n in args.teacher_steps.split(",")]
+    runs = [(f"teacher, {n} steps", teacher, n, None) for n in _counts(args.teacher_steps)]
+    runs += [(f"teacher, {n} re-noising steps", teacher, n, "renoise") for n in _counts(args.teacher_renoise)]
     for folder in args.students:
         student = NativePipeline.from_pretrained(model_folder(folder))
-        runs.append((f"student {Path(folder).name}, {student.settings.steps} steps", student, None))
+        runs.append((f"student {Path(folder).name}, {student.settings.steps} steps", student, None, None))
     dataset = teacher.facts["dataset"]
     encoder = VideoEncoder.load(WEIGHTS_DIR / "encoders" / f"{dataset}.safetensors")
     s = teacher.settings
     duration = s.num_frames / s.fps
 
     rows = []
-    for name, pipe, steps in runs:
-        interp = evaluate(pipe, dataset, "interpolate", clips=args.clips, steps=steps, encoder=encoder,
+    for name, pipe, steps, sampler in runs:
+        interp = evaluate(pipe, dataset, "interpolate", clips=args.clips, steps=steps, sampler=sampler,
+                          encoder=encoder, model_name=name)
+        looped = evaluate(pipe, dataset, "loop", clips=args.clips, steps=steps, sampler=sampler, encoder=encoder,
                           model_name=name)
-        looped = evaluate(pipe, dataset, "loop", clips=args.clips, steps=steps, encoder=encoder, model_name=name)
         a, b = interp.results["model"], looped.results["model"]
         rows.append(dict(run=name, steps=interp.steps, seconds_per_clip=interp.seconds_per_clip,
                          video_seconds_per_second=duration / interp.seconds_per_clip, psnr=a["psnr"],
@@ -59,6 +65,10 @@ def main() -> None:
                   f"{r['ssim']:.3f}", f"{r['fd_lightvid']:.2f}", f"{r['seam_ratio']:.2f}",
                   f"{r['loop_fd_lightvid']:.2f}"] for r in rows])
     save_rows(args.json, rows)
+
+
+def _counts(text: str) -> list[int]:
+    return [int(n) for n in text.split(",") if n.strip()]
 
 
 if __name__ == "__main__":

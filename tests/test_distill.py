@@ -1,6 +1,8 @@
 """Adversarial few-step distillation: losses, the frozen-encoder discriminator, the renoise sampler, and
 `lightvid distill` end to end on a tiny model (finite losses, exact resume, a student that runs every task)."""
 import json
+import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -9,9 +11,16 @@ from cli_run import run
 from PIL import Image
 from safetensors.torch import load_file
 
-from lightvid.compress.distill import Discriminator, discriminator_loss, generator_adversarial_loss, pseudo_huber
+from lightvid.compress.distill import (
+    Discriminator,
+    Distillation,
+    discriminator_loss,
+    generator_adversarial_loss,
+    pseudo_huber,
+)
 from lightvid.diffusion import karras_sigmas, sample_renoise, student_sigmas
 from lightvid.pipelines.native import NativePipeline
+from lightvid.train.config import DistillConfig
 from native_fixtures import save_tiny_native, tiny_native
 
 
@@ -54,6 +63,17 @@ def test_discriminator_trains_heads_only():
     sum(x.mean() for x in logits).backward()
     assert all(p.grad is None for p in disc.encoder.parameters())
     assert all(p.grad is not None for p in disc.spatial.parameters()) and not disc.encoder.training
+
+
+def test_discriminator_noise_levels_follow_the_distill_config():
+    pipe = tiny_native(data_channels=1, patch=2, size=16, frames=4)
+    cfg = DistillConfig(teacher="t", discriminator_p_mean=-2.0, discriminator_p_std=0.0, head_channels=16)
+    distill = Distillation(cfg, pipe.unet, patch=2, sigma_data=0.5, sigma_min=0.002, sigma_max=80.0)
+    assert torch.allclose(distill._discriminator_sigma(3, torch.Generator()), torch.full((3,), math.exp(-2.0)))
+    spread = replace(cfg, discriminator_p_std=1.0)
+    sigma = Distillation(spread, pipe.unet, 2, 0.5, 0.002, 80.0)._discriminator_sigma(4000, torch.Generator())
+    assert sigma.log().mean().item() == pytest.approx(-2.0, abs=0.1)
+    assert sigma.log().std().item() == pytest.approx(1.0, abs=0.1)
 
 
 @pytest.fixture(scope="module")

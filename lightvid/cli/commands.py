@@ -158,7 +158,8 @@ def distill(
     config: Path | None = typer.Option(None, "--config", help="YAML with optional sections 'train:' (trainer "
                                        "options: steps, lr, batch_size, ...), 'distill:' (adversarial_weight, "
                                        "reconstruction_weight, huber_c, discriminator_lr, discriminator_loss, "
-                                       "head_channels) and 'data:' (a dataset, default: the teacher's)."),
+                                       "discriminator_p_mean, discriminator_p_std, head_channels) and 'data:' (a "
+                                       "dataset, default: the teacher's)."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after this many more steps (rerun to "
                                          "continue)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),

@@ -11,7 +11,8 @@ the teacher itself was trained to match. From pure noise (1 step) the reconstruc
 blurry posterior mean; the adversarial term is what makes samples sharp (SF-V, MobileVD).
 
 Discriminator (SF-V / SnapGen-V): the teacher's encoder (conv_in, down levels, mid), frozen, sees a clip
-re-noised to σ_d ~ LogNormal(p_mean, p_std) (the training distribution) with the task's given frames and mask in
+re-noised to σ_d ~ LogNormal(discriminator_p_mean, discriminator_p_std) (by default lower than the training
+distribution: fine detail is what separates a 1-step sample from a real clip) with the task's given frames and mask in
 its conditioning channels, and its timestep embedding of σ_d. After every down level and the mid level sit two
 small trainable heads: a spatial one (frames folded into the batch: norm, 3×3 conv, FiLM by the embedding, 1×1
 conv to a logit map) and a temporal one (pixels folded into the batch: the same with convolutions over time).
@@ -105,8 +106,8 @@ class Distillation:
     """One generator (student) loss and one discriminator update per training step; see the module docstring."""
 
     def __init__(self, cfg: DistillConfig, teacher: SpaceTimeUNet, patch: int, sigma_data: float,
-                 sigma_min: float, sigma_max: float, p_mean: float, p_std: float):
-        self.cfg, self.p_mean, self.p_std = cfg, p_mean, p_std
+                 sigma_min: float, sigma_max: float):
+        self.cfg = cfg
         self.discriminator = Discriminator(teacher, patch, sigma_data, cfg.head_channels)
         heads = [p for p in self.discriminator.parameters() if p.requires_grad]
         # β1 = 0: the usual GAN choice (momentum makes the two-player game oscillate)
@@ -117,7 +118,7 @@ class Distillation:
         self.discriminator, self.optimizer = accelerator.prepare(self.discriminator, self.optimizer)
 
     def _discriminator_sigma(self, b: int, g: torch.Generator) -> torch.Tensor:
-        return torch.exp(self.p_mean + self.p_std * torch.randn(b, generator=g))
+        return torch.exp(self.cfg.discriminator_p_mean + self.cfg.discriminator_p_std * torch.randn(b, generator=g))
 
     def generator_loss(self, student: Denoiser, clips: torch.Tensor, given_frames: torch.Tensor,
                        g: torch.Generator) -> tuple[torch.Tensor, dict, torch.Tensor]:

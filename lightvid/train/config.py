@@ -56,8 +56,15 @@ class DistillConfig:
     adversarial_weight: float = 0.5
     reconstruction_weight: float = 1.0
     huber_c: float = 0.03  # pseudo-Huber sqrt(d² + c²) − c: quadratic below c, linear above (pixels in [-1, 1])
-    discriminator_lr: float = 2e-4
+    # The heads must learn faster than the student moves: with 2e-4 and the training σ distribution, the mnist
+    # discriminator stayed at chance (hinge loss ≈ 2 per head) for a whole 500-step run (bench/RESULTS.md).
+    discriminator_lr: float = 1e-3
     discriminator_loss: str = "hinge"  # or "nonsaturating"
+    # σ_d ~ LogNormal(mean, std) re-noises real and fake clips before the discriminator: lower than the training
+    # distribution (mnist: -1.2, 1.2), because above σ ≈ 1 real and fake clips look alike and the heads learn
+    # nothing there.
+    discriminator_p_mean: float = -2.0
+    discriminator_p_std: float = 1.0
     head_channels: int = 64
 
 

@@ -148,8 +148,7 @@ def _distillation(config: TrainConfig):
 
     teacher = NativePipeline.from_pretrained(model_folder(config.distill.teacher)).unet
     d = config.diffusion
-    return Distillation(config.distill, teacher, config.patch, d.sigma_data, d.sigma_min, d.sigma_max, d.p_mean,
-                        d.p_std)
+    return Distillation(config.distill, teacher, config.patch, d.sigma_data, d.sigma_min, d.sigma_max)
 
 
 def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int, clip_shape, folder: Path) -> None:
