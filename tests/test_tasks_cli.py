@@ -114,6 +114,7 @@ def test_same_seed_same_video_other_seed_other_video(capsys, tmp_path, model):
     (["eval", "--task", "dance", "--model", "{model}"], "dance"),
     (["eval", "--task", "animate", "--model", "{mnist_model}", "--clips", "1"], "--clips must be in [2, 1000]"),
     (["eval", "--task", "animate", "--model", "{mnist_model}", "--json", "{tmp}/r/"], "ending in .json"),
+    (["eval", "--task", "animate", "--model", "{mnist_model}", "--split", "val"], "--split 'val'; accepted: test"),
 ])
 def test_bad_input_one_line_exit_2_no_output(capsys, tmp_path, model, mnist_model, args, message):
     paths = {"missing": tmp_path / "missing.png", "tiny_image": picture(tmp_path / "tiny.png", 1, 1),
@@ -157,6 +158,18 @@ def test_eval_reports_model_and_baselines(capsys, tmp_path, mnist_model, task, r
         assert f"| {method} |" in out
         assert {"psnr", "ssim", "mse_per_frame"} <= set(report["results"][method])
         assert ("seam_ratio" in report["results"][method]) == (task == "loop")
+
+
+def test_eval_split_chooses_the_clips(capsys, tmp_path, mnist_model):
+    psnr = {}
+    for split in ("test", "train"):
+        code, out, err = run(capsys, "eval", "--model", mnist_model, "--task", "interpolate", "--clips", 2, "--no-fd",
+                             "--split", split, "--json", tmp_path / f"{split}.json")
+        assert code == 0 and f"moving_mnist {split} split" in out, err
+        report = json.loads((tmp_path / f"{split}.json").read_text())
+        assert report["split"] == split
+        psnr[split] = report["results"]["farneback"]["psnr"]  # a deterministic function of the clips
+    assert psnr["test"] != psnr["train"]
 
 
 def test_eval_on_rgb_camera_motion(capsys, tmp_path):

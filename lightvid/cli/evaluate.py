@@ -13,12 +13,14 @@ def evaluate(
     task: Annotated[str, typer.Option(help="interpolate (first+last given), keyframes (every 4th and the last "
                                       "given), predict (first half given), animate (first frame given) or loop.")],
     model: Model = "photo",
-    clips: Annotated[int, typer.Option(help="Held-out clips to evaluate (the first N of the test split).")] = 32,
+    clips: Annotated[int, typer.Option(help="Clips to evaluate (the first N of the split).")] = 32,
     seed: Annotated[int, typer.Option(help="Seed of the model's sampling noise (clip i uses seed + i).")] = 0,
     steps: Steps = None,
     sampler: Sampler = None,
-    dataset: Annotated[str | None, typer.Option(help="moving_mnist or camera_motion: whose test split is used "
+    dataset: Annotated[str | None, typer.Option(help="moving_mnist or camera_motion: whose clips are used "
                                                 "(default: the model's training dataset, from pipeline.json).")] = None,
+    split: Annotated[str, typer.Option(help="test (held out, for reporting) or train (for choosing sampling "
+                                       "settings without looking at the test clips).")] = "test",
     encoder: Annotated[Path | None, typer.Option(help="A lightvid video encoder (.safetensors) for FD-lightvid "
                                                  "(default: the bundled one for the dataset).")] = None,
     no_fd: Annotated[bool, typer.Option("--no-fd", help="Skip FD-lightvid.")] = False,
@@ -37,6 +39,8 @@ def evaluate(
 
     if task not in TASKS:
         raise LightvidError(f"unknown --task {task!r}; accepted: {', '.join(TASKS)}")
+    if split not in ("test", "train"):
+        raise LightvidError(f"unknown --split {split!r}; accepted: test, train")
     check_positive(clips=clips)
     sampling_args(seed + clips - 1, steps, sampler)  # validates --seed (every clip's), --steps, --sampler
     if json_out is not None and not json_out.endswith(".json"):
@@ -60,8 +64,8 @@ def evaluate(
         from lightvid.eval.i3d import load_i3d
         i3d_model = load_i3d(i3d)
     report = run_eval(pipe, dataset, task, clips=clips, seed=seed, steps=steps, sampler=sampler,
-                      encoder=video_encoder, i3d=i3d_model, model_name=str(model))
-    typer.echo(f"{model} · {task} · {dataset} test split · {clips} clips · {report.steps} steps · "
+                      encoder=video_encoder, i3d=i3d_model, model_name=str(model), split=split)
+    typer.echo(f"{model} · {task} · {dataset} {split} split · {clips} clips · {report.steps} steps · "
                f"{report.seconds_per_clip:.2f} s per clip (median)")
     typer.echo(report.table())
     if json_out is not None:

@@ -33,7 +33,7 @@ from .metrics import loop_seam, mnist_frame_mse, psnr, ssim
 
 TASKS = ("interpolate", "keyframes", "predict", "animate", "loop")
 KEYFRAME_STRIDE = 4
-FD_REFERENCE_CLIPS = 256  # real test clips for the Fréchet distance's reference statistics
+FD_REFERENCE_CLIPS = 256  # real clips (of the evaluated split) for the Fréchet distance's reference statistics
 # which baselines can fill each task's frames from its given frames (Farneback needs frames on both sides)
 TASK_BASELINES = {"interpolate": ("copy_nearest", "linear_blend", "farneback"),
                   "keyframes": ("copy_nearest", "linear_blend", "farneback"), "predict": ("copy_nearest",),
@@ -45,6 +45,7 @@ class EvalReport:
     model: str
     task: str
     dataset: str
+    split: str
     clips: int
     steps: int
     seconds_per_clip: float  # median wall-clock of the model per clip (sampling only)
@@ -97,8 +98,11 @@ def _scores(pred: torch.Tensor, real: torch.Tensor, generated: torch.Tensor, mni
 
 def evaluate(pipe: NativePipeline, dataset_name: str, task: str, clips: int = 32, seed: int = 0,
              steps: int | None = None, sampler: str | None = None, encoder=None, i3d=None, model_name: str = "",
-             progress: bool = True) -> EvalReport:
+             progress: bool = True, split: str = "test") -> EvalReport:
     """Run `task` on the first `clips` held-out clips; mean metrics for the model and each baseline.
+
+    split: "test" (held out: for reporting) or "train" (for choosing sampling settings without looking at the
+    test clips); the Fréchet reference clips come from the same split.
 
     encoder: a lightvid VideoEncoder -> FD-lightvid; i3d: an I3D network (`lightvid.eval.i3d.load_i3d`) -> FVD.
     Both need clips >= 2.
@@ -107,10 +111,10 @@ def evaluate(pipe: NativePipeline, dataset_name: str, task: str, clips: int = 32
         raise LightvidError(f"unknown task {task!r}; accepted: {', '.join(TASKS)}")
     s = pipe.settings
     frames = s.num_frames
-    data = build_dataset(dataset_name, split="test", num_frames=frames, size=s.height)
+    data = build_dataset(dataset_name, split=split, num_frames=frames, size=s.height)
     low = 2 if encoder is not None or i3d is not None else 1  # a covariance needs two clips
     if not low <= clips <= len(data):
-        raise LightvidError(f"--clips must be in [{low}, {len(data)}] for the {dataset_name} test split"
+        raise LightvidError(f"--clips must be in [{low}, {len(data)}] for the {dataset_name} {split} split"
                             f"{' with a Fréchet distance' if low == 2 else ''}, got {clips}")
     mnist = dataset_name == "moving_mnist"
     per_method: dict[str, list[dict]] = {"model": [], **{b: [] for b in TASK_BASELINES[task]}}
@@ -151,7 +155,7 @@ def evaluate(pipe: NativePipeline, dataset_name: str, task: str, clips: int = 32
             for method, vids in videos.items():
                 results[method][metric] = frechet_distance(featurize(torch.stack(vids)), reference_features)
     steps = steps if steps is not None else s.steps
-    return EvalReport(model_name, task, dataset_name, clips, steps, statistics.median(seconds), results)
+    return EvalReport(model_name, task, dataset_name, split, clips, steps, statistics.median(seconds), results)
 
 
 def save_report(report: EvalReport, path) -> None:
