@@ -37,7 +37,8 @@ def main() -> None:
     args = parser.parse_args()
 
     teacher = NativePipeline.from_pretrained(model_folder(args.teacher))
-    runs = [(f"teacher, {n} steps", teacher, n, None) for n in _counts(args.teacher_steps)]
+    own = teacher.settings.sampler
+    runs = [(f"teacher, {n} {own} steps", teacher, n, None) for n in _counts(args.teacher_steps)]
     runs += [(f"teacher, {n} re-noising steps", teacher, n, "renoise") for n in _counts(args.teacher_renoise)]
     for folder in args.students:
         student = NativePipeline.from_pretrained(model_folder(folder))

@@ -10,6 +10,8 @@ METRICS = ("psnr", "ssim", "mse_per_frame", "fd_lightvid", "seam_ratio")
 
 for path in sorted(Path("bench/results").glob(f"{sys.argv[1]}_*.json")):
     report = json.loads(path.read_text())
+    if not isinstance(report, dict) or "task" not in report:  # another bench's output (e.g. a table's rows)
+        continue
     metrics = [m for m in METRICS if m in report["results"]["model"]]
     print(f"\n**{report['task']}**, {report['clips']} clips, {report['steps']} steps, "
           f"{report['seconds_per_clip']:.2f} s per clip ({path.name})\n")

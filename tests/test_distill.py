@@ -76,6 +76,36 @@ def test_discriminator_noise_levels_follow_the_distill_config():
     assert sigma.log().std().item() == pytest.approx(1.0, abs=0.1)
 
 
+def test_generator_gradient_balances_adversarial_against_reconstruction():
+    pipe = tiny_native(data_channels=1, patch=2, size=16, frames=4)
+    torch.manual_seed(0)
+    clips = torch.rand(2, 4, 1, 16, 16) * 2 - 1
+    given = torch.tensor([[True, False, False, True], [True, False, False, False]])
+    generated = (~given).float().view(2, 4, 1, 1, 1)
+    sample = torch.randn(2, 4, 1, 16, 16) * 0.5  # the toy student's output, a leaf: its .grad is d loss / d sample
+
+    def gradient(**weights):
+        cfg = DistillConfig(teacher="t", head_channels=16, **weights)
+        torch.manual_seed(1)  # the same discriminator heads every time
+        distill = Distillation(cfg, pipe.unet, patch=2, sigma_data=0.5, sigma_min=0.002, sigma_max=80.0)
+        leaf = sample.clone().requires_grad_()
+        loss, logs, _ = distill.generator_loss(lambda *args, **kwargs: leaf, clips, given, torch.Generator())
+        loss.backward()
+        expected = logs["adversarial_scale"] * logs["adversarial"] + cfg.reconstruction_weight * logs["reconstruction"]
+        assert loss.item() == pytest.approx(expected, rel=1e-5)
+        return leaf.grad
+
+    adversarial = gradient(adversarial_weight=0.7, reconstruction_weight=0.0)
+    reconstruction = gradient(adversarial_weight=0.0, reconstruction_weight=1.0)
+    both = gradient(adversarial_weight=0.7, reconstruction_weight=1.0)
+    d = sample - clips  # pseudo-Huber's gradient, exactly: d / sqrt(d² + c²), averaged over generated positions
+    exact = generated * d / torch.sqrt(d * d + 0.03**2) / (generated.expand_as(d).sum())
+    assert torch.allclose(reconstruction, exact, atol=1e-7)
+    assert adversarial.norm().item() == pytest.approx(0.7 * exact.norm().item(), rel=1e-4)
+    assert (adversarial * (1 - generated)).abs().max() == 0  # given frames are the real ones, not the student's
+    assert torch.allclose(both, adversarial + reconstruction, atol=1e-7)
+
+
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):  # 1 channel, patch 2, 32x32, window 6
     return save_tiny_native(tmp_path_factory.mktemp("teacher") / "t", data_channels=1, patch=2, size=32, frames=6,

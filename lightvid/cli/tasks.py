@@ -17,10 +17,10 @@ Model = Annotated[str, typer.Option("--model", help="An embedded model (photo, m
 Output = Annotated[str, typer.Option("-o", "--output", help="Output: .mp4 (H.264), .gif, .webm, or a folder path "
                                      "ending in '/' for lossless PNG frames.")]
 Seed = Annotated[int, typer.Option(help="Random seed: the same seed and settings give the same video.")]
-Steps = Annotated[int | None, typer.Option(help="Sampling steps (default: the model's own: 4 for photo, 25 for "
+Steps = Annotated[int | None, typer.Option(help="Sampling steps (default: the model's own: 4 for photo, 8 for "
                                            "mnist).")]
 Sampler = Annotated[str | None, typer.Option(help="euler, euler_ancestral, heun, dpmpp_2m or renoise (default: the "
-                                             "model's own: renoise for photo, heun for mnist).")]
+                                             "model's own: renoise for photo and mnist).")]
 Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale; 1 = off (one model call per step).")]
 Gif = Annotated[bool, typer.Option("--gif", help="Also write a GIF preview next to the output.")]
 Height = Annotated[int | None, typer.Option(help="Frame height in pixels (default: the model's, 128 for photo); "

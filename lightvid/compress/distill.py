@@ -4,7 +4,9 @@ Student: initialised from the teacher. It is trained on exactly the inputs it wi
 `sample_renoise` at the k noise levels student_sigmas(k)[:-1]: a clip's generated frames at clean + σ_i·noise
 (given frames clean in the conditioning channels, as for every task), and predicts the clean clip in one call.
 Its generator loss is
-    adversarial_weight · (−D(fake))  +  reconstruction_weight · pseudo-Huber(fake − real)   (generated frames)
+    s · (−D(fake))  +  reconstruction_weight · pseudo-Huber(fake − real)   (generated frames)
+with s set at every step so that the adversarial gradient at the sample is adversarial_weight times the
+reconstruction gradient in norm (see Distillation.generator_loss).
 The reconstruction target is the real clip, not the teacher's multi-step samples: on a 2-core CPU one teacher
 sample costs 2·25 − 1 UNet evaluations, ~25 times a training step, while the real clips are free and are what
 the teacher itself was trained to match. From pure noise (1 step) the reconstruction alone would give the
@@ -122,20 +124,41 @@ class Distillation:
 
     def generator_loss(self, student: Denoiser, clips: torch.Tensor, given_frames: torch.Tensor,
                        g: torch.Generator) -> tuple[torch.Tensor, dict, torch.Tensor]:
-        """clips: (b, f, c, h, w) real; given_frames: (b, f) bool. Returns (loss, logs, fake detached)."""
+        """clips: (b, f, c, h, w) real; given_frames: (b, f) bool. Returns (loss, logs, fake detached).
+
+        The two terms are balanced where they meet, at the student's sample: the adversarial gradient there is
+        rescaled to adversarial_weight × the reconstruction gradient's norm, then the sum goes through the
+        student in one backward pass. A fixed weight cannot do this: on mnist the adversarial gradient's norm
+        grew ~60x in the heads' first 100 updates (bench/RESULTS.md), and with a fixed weight it swamped reconstruction.
+        The returned loss has that gradient and the value adversarial_scale·adversarial + reconstruction_weight·
+        reconstruction.
+        """
         b = clips.shape[0]
         mask = given_mask(given_frames, clips)
         given = clips * mask
         sigma = self.student_sigmas[torch.randint(len(self.student_sigmas), (b,), generator=g)].to(clips)
         noisy = clips + sigma.view(-1, 1, 1, 1, 1) * torch.randn(clips.shape, generator=g).to(clips)
-        fake = mask * clips + (1 - mask) * student(noisy, sigma, given=given, mask=mask)
+        fake = mask * clips + (1 - mask) * student(noisy, sigma, given=given, mask=mask)  # (b, f, c, h, w)
+        at = fake.detach().float().requires_grad_()
         sigma_d = self._discriminator_sigma(b, g).to(clips)
-        renoised = fake + sigma_d.view(-1, 1, 1, 1, 1) * torch.randn(clips.shape, generator=g).to(clips)
-        adversarial = generator_adversarial_loss(self.discriminator(renoised, sigma_d, given, mask),
+        renoised = at + sigma_d.view(-1, 1, 1, 1, 1) * torch.randn(clips.shape, generator=g).to(clips)
+        # the unwrapped module: this pass only needs gradients at `at`, none for the heads (no DDP reduction)
+        adversarial = generator_adversarial_loss(self._core()(renoised, sigma_d, given, mask),
                                                  self.cfg.discriminator_loss)
-        reconstruction = pseudo_huber(fake, clips, 1 - mask, self.cfg.huber_c)
-        loss = self.cfg.adversarial_weight * adversarial + self.cfg.reconstruction_weight * reconstruction
-        return loss, {"adversarial": adversarial.item(), "reconstruction": reconstruction.item()}, fake.detach()
+        reconstruction = pseudo_huber(at, clips, 1 - mask, self.cfg.huber_c)
+        (adversarial_grad,) = torch.autograd.grad(adversarial, at)
+        adversarial_grad = adversarial_grad * (1 - mask)  # given frames are not the student's: they don't count
+        (reconstruction_grad,) = torch.autograd.grad(reconstruction, at)
+        a_norm, r_norm = adversarial_grad.norm(), reconstruction_grad.norm()
+        scale = self.cfg.adversarial_weight * r_norm / a_norm.clamp(min=1e-12)
+        direction = scale * adversarial_grad + self.cfg.reconstruction_weight * reconstruction_grad
+        value = scale * adversarial.detach() + self.cfg.reconstruction_weight * reconstruction.detach()
+        surrogate = (fake * direction.to(fake.dtype)).sum()  # d/d fake = direction
+        loss = surrogate - surrogate.detach() + value
+        logs = {"adversarial": adversarial.item(), "reconstruction": reconstruction.item(),
+                "adversarial_grad": a_norm.item(), "reconstruction_grad": r_norm.item(),
+                "adversarial_scale": scale.item()}
+        return loss, logs, fake.detach()
 
     def discriminator_step(self, clips: torch.Tensor, given_frames: torch.Tensor, fake: torch.Tensor,
                            g: torch.Generator, accelerator) -> dict:
@@ -155,7 +178,11 @@ class Distillation:
         self.optimizer.step()
         return {"discriminator": loss.item()}
 
+    def _core(self) -> Discriminator:
+        """The discriminator itself, unwrapped from DDP when the run has several processes."""
+        return self.discriminator.module if hasattr(self.discriminator, "module") else self.discriminator
+
     def heads(self) -> nn.Module:
         """What a checkpoint keeps of the discriminator (the encoder is the frozen teacher)."""
-        core = self.discriminator.module if hasattr(self.discriminator, "module") else self.discriminator
+        core = self._core()
         return nn.ModuleDict({"spatial": core.spatial, "temporal": core.temporal})

@@ -53,6 +53,8 @@ class DistillConfig:
     """Adversarial distillation to few steps (lightvid/compress/distill.py explains each choice)."""
     teacher: str  # model folder or embedded name; the student starts from it
     student_steps: int = 1
+    # The adversarial gradient at the student's sample is rescaled to adversarial_weight × the (unweighted)
+    # reconstruction gradient's norm at every step: a ratio of pushes, not a fixed loss weight.
     adversarial_weight: float = 0.5
     reconstruction_weight: float = 1.0
     huber_c: float = 0.03  # pseudo-Huber sqrt(d² + c²) − c: quadratic below c, linear above (pixels in [-1, 1])
