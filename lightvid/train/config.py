@@ -54,8 +54,9 @@ class DistillConfig:
     teacher: str  # model folder or embedded name; the student starts from it
     student_steps: int = 1
     # The adversarial gradient at the student's sample is rescaled to adversarial_weight × the (unweighted)
-    # reconstruction gradient's norm at every step: a ratio of pushes, not a fixed loss weight.
-    adversarial_weight: float = 0.5
+    # reconstruction gradient's norm at every step: a ratio of pushes, not a fixed loss weight. mnist, 1 step,
+    # 500 steps: 0.5 left a student that fades into a still frame, 2.0 one that moves (bench/RESULTS.md).
+    adversarial_weight: float = 2.0
     reconstruction_weight: float = 1.0
     huber_c: float = 0.03  # pseudo-Huber sqrt(d² + c²) − c: quadratic below c, linear above (pixels in [-1, 1])
     # The heads must learn faster than the student moves: with 2e-4 and the training σ distribution, the mnist
