@@ -3,7 +3,7 @@
     python bench/discriminator_check.py mnist [--lr 1e-3] [--p-mean -2.0] [--p-std 1.0] [--steps 100]
 
 Trains the discriminator heads (lightvid/compress/distill.py) for --steps updates against a fixed fake: the
-teacher's one-call sample from pure noise (σ_max) for each training clip, tasks drawn as in training. Prints the
+teacher's one-call sample from pure noise (σ_max) for each training clip, tasks drawn as in mnist's training. Prints the
 hinge loss every 20 updates; chance is 2 per head (8 heads for a 3-level UNet: 16). A discriminator that stays
 near chance here cannot steer a student that moves while it learns.
 
@@ -25,6 +25,7 @@ from lightvid.train.masking import sample_given_frames
 from lightvid.train.objective import given_mask
 from lightvid.weights import model_folder
 
+# the task mix of configs/mnist.yaml (the teacher this check was written for)
 TASKS = {"image_to_video": 0.2, "interpolate": 0.2, "extend": 0.3, "random": 0.2, "unconditional": 0.1}
 
 
