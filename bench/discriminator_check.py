@@ -44,7 +44,7 @@ def main() -> None:
     s = pipe.settings
     config = DistillConfig(teacher=args.teacher, discriminator_lr=args.lr, discriminator_p_mean=args.p_mean,
                            discriminator_p_std=args.p_std)
-    distill = Distillation(config, pipe.unet, s.patch, s.sigma_data, s.sigma_min, s.sigma_max)
+    distill = Distillation(config, pipe, s.sigma_min, s.sigma_max)
     accelerator = Accelerator(mixed_precision="bf16")
     distill.prepare(accelerator)
     data = build_dataset(pipe.facts["dataset"], num_frames=s.num_frames, size=s.height)

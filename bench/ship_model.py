@@ -1,22 +1,67 @@
 """Copy a trained model into the package as an embedded default, weights stored in bfloat16.
 
     python bench/ship_model.py MODEL_FOLDER NAME [--sampler S --steps N]    e.g. runs/photo/model photo
+    python bench/ship_model.py STUDENT_FOLDER NAME --student                e.g. runs/mnist-1step mnist
 
 bf16 storage halves the size (the shipped limit is 25 MB per model); weights are loaded back as float32, so
 the shipped model is the trained EMA model rounded to bf16 — the one `lightvid eval` measures. --sampler and
 --steps replace the sampling defaults the training config wrote into pipeline.json (the model card says why).
+
+--student ships a `lightvid distill` output as NAME's default sampler: into NAME/<k>step/, named in NAME's
+pipeline.json, so every command samples NAME with it unless the user passes --steps or --sampler. Shipping a
+new NAME drops its student (it was distilled from the old weights).
 """
 import argparse
+import json
 from pathlib import Path
 
 import torch
 
 from lightvid.diffusion.samplers import SAMPLERS
-from lightvid.io import atomic_dir
-from lightvid.pipelines.native import NativePipeline
+from lightvid.io import atomic_dir, atomic_write
+from lightvid.pipelines.native import PIPELINE_FILE, NativePipeline
 from lightvid.weights import EMBEDDED, WEIGHTS_DIR
 
-MAX_SHIPPED_BYTES = 25_000_000  # per embedded model folder
+MAX_SHIPPED_BYTES = 25_000_000  # per model folder
+
+
+def ship(model: Path, target: Path, sampler: str | None = None, steps: int | None = None) -> None:
+    """Write `model` to `target` in bf16 (keeping target's MODEL_CARD.md), with new sampling defaults if given."""
+    pipe = NativePipeline.from_pretrained(model)
+    pipe.settings.sampler = sampler or pipe.settings.sampler
+    pipe.settings.steps = steps or pipe.settings.steps
+    if "dataset" not in pipe.facts:
+        raise SystemExit(f"{model}: pipeline.json does not name its dataset (lightvid eval needs it)")
+    pipe.facts.pop("student", None)
+    _write(pipe, target)
+
+
+def ship_student(student: Path, teacher: Path) -> Path:
+    """Write the distilled `student` into teacher/<k>step and name it in teacher's pipeline.json."""
+    pipe = NativePipeline.from_pretrained(student)
+    if "student_steps" not in pipe.facts:
+        raise SystemExit(f"{student}: not a `lightvid distill` output (pipeline.json has no student_steps)")
+    subfolder = f"{pipe.facts['student_steps']}step"
+    pipe.facts["distilled_from"] = teacher.name if teacher.parent == WEIGHTS_DIR else str(teacher)
+    _write(pipe, teacher / subfolder)
+    saved = json.loads((teacher / PIPELINE_FILE).read_text())
+    with atomic_write(teacher / PIPELINE_FILE) as tmp:
+        Path(tmp).write_text(json.dumps({**saved, "student": subfolder}, indent=2))
+    return teacher / subfolder
+
+
+def _write(pipe: NativePipeline, target: Path) -> None:
+    pipe.unet.to(torch.bfloat16)
+    card = target / "MODEL_CARD.md"
+    card_text = card.read_text() if card.exists() else None
+    with atomic_dir(target, overwrite=True) as tmp:
+        pipe.save_pretrained(tmp)
+        if card_text is not None:
+            (Path(tmp) / "MODEL_CARD.md").write_text(card_text)
+    size = sum(f.stat().st_size for f in target.iterdir() if f.is_file())
+    print(f"wrote {target}: {size / 1e6:.1f} MB")
+    if size > MAX_SHIPPED_BYTES:
+        raise SystemExit(f"{target} is {size / 1e6:.1f} MB: over the {MAX_SHIPPED_BYTES / 1e6:.0f} MB limit")
 
 
 def main() -> None:
@@ -25,23 +70,15 @@ def main() -> None:
     parser.add_argument("name", choices=EMBEDDED)
     parser.add_argument("--sampler", choices=sorted(SAMPLERS), help="default sampler of the shipped model")
     parser.add_argument("--steps", type=int, help="default sampling steps of the shipped model")
+    parser.add_argument("--student", action="store_true", help="MODEL is a distilled student of NAME: ship it as "
+                        "NAME's default sampler")
     args = parser.parse_args()
-    pipe = NativePipeline.from_pretrained(args.model)
-    pipe.settings.sampler = args.sampler or pipe.settings.sampler
-    pipe.settings.steps = args.steps or pipe.settings.steps
-    if "dataset" not in pipe.facts:
-        raise SystemExit(f"{args.model}: pipeline.json does not name its dataset (lightvid eval needs it)")
-    pipe.unet.to(torch.bfloat16)
-    card = WEIGHTS_DIR / args.name / "MODEL_CARD.md"
-    card_text = card.read_text() if card.exists() else None
-    with atomic_dir(WEIGHTS_DIR / args.name, overwrite=True) as tmp:
-        pipe.save_pretrained(tmp)
-        if card_text is not None:
-            (Path(tmp) / "MODEL_CARD.md").write_text(card_text)
-    size = sum(f.stat().st_size for f in (WEIGHTS_DIR / args.name).iterdir())
-    print(f"shipped {args.model} as {args.name}: {size / 1e6:.1f} MB in {WEIGHTS_DIR / args.name}")
-    if size > MAX_SHIPPED_BYTES:
-        raise SystemExit(f"{args.name} is {size / 1e6:.1f} MB: over the {MAX_SHIPPED_BYTES / 1e6:.0f} MB limit")
+    if args.student:
+        if args.sampler or args.steps:
+            raise SystemExit("--student ships the student's own sampling (its step count): no --sampler/--steps")
+        ship_student(args.model, WEIGHTS_DIR / args.name)
+    else:
+        ship(args.model, WEIGHTS_DIR / args.name, args.sampler, args.steps)
 
 
 if __name__ == "__main__":

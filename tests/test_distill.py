@@ -1,8 +1,11 @@
 """Adversarial few-step distillation: losses, the frozen-encoder discriminator, the renoise sampler, and
 `lightvid distill` end to end on a tiny model (finite losses, exact resume, a student that runs every task)."""
+import importlib.util
 import json
 import math
+import shutil
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 import torch
@@ -68,32 +71,46 @@ def test_discriminator_trains_heads_only():
 def test_discriminator_noise_levels_follow_the_distill_config():
     pipe = tiny_native(data_channels=1, patch=2, size=16, frames=4)
     cfg = DistillConfig(teacher="t", discriminator_p_mean=-2.0, discriminator_p_std=0.0, head_channels=16)
-    distill = Distillation(cfg, pipe.unet, patch=2, sigma_data=0.5, sigma_min=0.002, sigma_max=80.0)
+    distill = Distillation(cfg, pipe, sigma_min=0.002, sigma_max=80.0)
     assert torch.allclose(distill._discriminator_sigma(3, torch.Generator()), torch.full((3,), math.exp(-2.0)))
     spread = replace(cfg, discriminator_p_std=1.0)
-    sigma = Distillation(spread, pipe.unet, 2, 0.5, 0.002, 80.0)._discriminator_sigma(4000, torch.Generator())
+    sigma = Distillation(spread, pipe, 0.002, 80.0)._discriminator_sigma(4000, torch.Generator())
     assert sigma.log().mean().item() == pytest.approx(-2.0, abs=0.1)
     assert sigma.log().std().item() == pytest.approx(1.0, abs=0.1)
 
 
-def test_generator_gradient_balances_adversarial_against_reconstruction():
-    pipe = tiny_native(data_channels=1, patch=2, size=16, frames=4)
+def _toy_batch():
+    """clips (2, 4, 1, 16, 16), which frames are given, the generated-frame weight, a toy student's output."""
     torch.manual_seed(0)
     clips = torch.rand(2, 4, 1, 16, 16) * 2 - 1
     given = torch.tensor([[True, False, False, True], [True, False, False, False]])
     generated = (~given).float().view(2, 4, 1, 1, 1)
-    sample = torch.randn(2, 4, 1, 16, 16) * 0.5  # the toy student's output, a leaf: its .grad is d loss / d sample
+    sample = torch.randn(2, 4, 1, 16, 16) * 0.5
+    return clips, given, generated, sample
+
+
+def _sample_gradient(pipe, clips, given, sample, teacher_target=None, **weights):
+    """d(generator loss)/d(sample) for a toy student whose output is `sample`, and the logs."""
+    cfg = DistillConfig(teacher="t", head_channels=16, **weights)
+    torch.manual_seed(1)  # the same discriminator heads every time
+    distill = Distillation(cfg, pipe, sigma_min=0.002, sigma_max=80.0)
+    if teacher_target is not None:
+        distill._teacher_target = lambda *args: teacher_target  # checked against the teacher itself separately
+    leaf = sample.clone().requires_grad_()
+    loss, logs, _ = distill.generator_loss(lambda *args, **kwargs: leaf, clips, given, torch.Generator())
+    loss.backward()
+    expected = logs["adversarial_scale"] * logs["adversarial"] + cfg.reconstruction_weight * logs["reconstruction"]
+    expected += cfg.teacher_weight * logs.get("teacher", 0.0)
+    assert loss.item() == pytest.approx(expected, rel=1e-5)
+    return leaf.grad, logs
+
+
+def test_generator_gradient_balances_adversarial_against_reconstruction():
+    pipe = tiny_native(data_channels=1, patch=2, size=16, frames=4)
+    clips, given, generated, sample = _toy_batch()
 
     def gradient(**weights):
-        cfg = DistillConfig(teacher="t", head_channels=16, **weights)
-        torch.manual_seed(1)  # the same discriminator heads every time
-        distill = Distillation(cfg, pipe.unet, patch=2, sigma_data=0.5, sigma_min=0.002, sigma_max=80.0)
-        leaf = sample.clone().requires_grad_()
-        loss, logs, _ = distill.generator_loss(lambda *args, **kwargs: leaf, clips, given, torch.Generator())
-        loss.backward()
-        expected = logs["adversarial_scale"] * logs["adversarial"] + cfg.reconstruction_weight * logs["reconstruction"]
-        assert loss.item() == pytest.approx(expected, rel=1e-5)
-        return leaf.grad
+        return _sample_gradient(pipe, clips, given, sample, **weights)[0]
 
     adversarial = gradient(adversarial_weight=0.7, reconstruction_weight=0.0)
     reconstruction = gradient(adversarial_weight=0.0, reconstruction_weight=1.0)
@@ -104,6 +121,37 @@ def test_generator_gradient_balances_adversarial_against_reconstruction():
     assert adversarial.norm().item() == pytest.approx(0.7 * exact.norm().item(), rel=1e-4)
     assert (adversarial * (1 - generated)).abs().max() == 0  # given frames are the real ones, not the student's
     assert torch.allclose(both, adversarial + reconstruction, atol=1e-7)
+
+
+def test_teacher_term_pulls_the_sample_to_the_teachers_denoising():
+    pipe = tiny_native(data_channels=1, patch=2, size=16, frames=4)
+    clips, given, generated, sample = _toy_batch()
+    target = torch.randn(2, 4, 1, 16, 16) * 0.5
+
+    def gradient(**weights):
+        return _sample_gradient(pipe, clips, given, sample, teacher_target=target, **weights)
+
+    teacher, logs = gradient(adversarial_weight=0.0, reconstruction_weight=0.0, teacher_weight=0.5)
+    d = sample - target
+    exact = generated * d / torch.sqrt(d * d + 0.03**2) / (generated.expand_as(d).sum())
+    assert torch.allclose(teacher, 0.5 * exact, atol=1e-7)
+    assert logs["teacher_grad"] == pytest.approx(exact.norm().item())
+    reconstruction, _ = gradient(adversarial_weight=0.0, reconstruction_weight=1.0)
+    both, _ = gradient(adversarial_weight=0.0, reconstruction_weight=1.0, teacher_weight=0.5)
+    assert torch.allclose(both, reconstruction + teacher, atol=1e-7)
+
+    # the target: the teacher's denoising at σ_t = exp(teacher_p_mean) when teacher_p_std is 0
+    cfg = DistillConfig(teacher="t", head_channels=16, teacher_p_mean=-1.0, teacher_p_std=0.0)
+    distill = Distillation(cfg, pipe, sigma_min=0.002, sigma_max=80.0)
+    mask = generated.new_ones(2, 4, 1, 16, 16) - generated
+    replay = torch.Generator().manual_seed(3)
+    torch.randn(2, generator=replay)  # the σ_t draw
+    sigma = torch.full((2,), math.exp(-1.0))
+    with torch.no_grad():
+        expected = pipe.denoiser(sample + sigma.view(-1, 1, 1, 1, 1) * torch.randn(sample.shape, generator=replay),
+                                 sigma, given=clips * mask, mask=mask)
+    got = distill._teacher_target(sample, clips * mask, mask, torch.Generator().manual_seed(3))
+    assert torch.allclose(got, expected, atol=1e-6)
 
 
 @pytest.fixture(scope="module")
@@ -175,3 +223,46 @@ def test_distill_bad_input_one_line_exit_2(capsys, tmp_path, teacher, args, mess
     code, _, err = run(capsys, "distill", "--teacher", teacher, "-o", tmp_path / "s", *args)
     assert code == 2 and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "s").exists() and not (tmp_path / "s.work").exists()
+
+
+def _ship_model_script():
+    spec = importlib.util.spec_from_file_location("ship_model", Path(__file__).parents[1] / "bench" / "ship_model.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_a_shipped_student_samples_by_default_and_steps_choose_the_teacher(capsys, tmp_path, teacher):
+    ship = _ship_model_script()
+    student = tiny_native(1, patch=2, size=32, frames=6)
+    student.settings.steps, student.settings.sampler = 1, "renoise"
+    student.save_pretrained(tmp_path / "run", extra={"dataset": "moving_mnist", "student_steps": 1,
+                                                     "distilled_from": "runs/somewhere"})
+    ship.ship(teacher, tmp_path / "model")
+    shipped = ship.ship_student(tmp_path / "run", tmp_path / "model")
+    assert shipped == tmp_path / "model" / "1step"
+    assert json.loads((tmp_path / "model" / "pipeline.json").read_text())["student"] == "1step"
+
+    pipe, note = NativePipeline.for_sampling(tmp_path / "model", chosen_sampling=False)
+    assert pipe.settings.steps == 1 and "1-step student" in note
+    assert pipe.facts["distilled_from"] == str(tmp_path / "model")  # outside the package: the path
+    weights = load_file(tmp_path / "run" / "model.safetensors")
+    assert all(torch.equal(p, weights[k].to(torch.bfloat16).float()) for k, p in pipe.unet.state_dict().items())
+    teacher_pipe, note = NativePipeline.for_sampling(tmp_path / "model", chosen_sampling=True)
+    assert teacher_pipe.settings.steps == 2 and note is None
+    _, note = NativePipeline.for_sampling(shipped, chosen_sampling=True)
+    assert note == f"sampling with the teacher {tmp_path / 'model'}"
+
+    Image.new("RGB", (40, 24), (90, 140, 200)).save(tmp_path / "a.png")
+    code, _, err = run(capsys, "loop", tmp_path / "a.png", "-o", tmp_path / "s.mp4", "--model", tmp_path / "model")
+    assert code == 0 and "sampling with the 1-step student" in err, err
+    code, _, err = run(capsys, "loop", tmp_path / "a.png", "-o", tmp_path / "t.mp4", "--model", tmp_path / "model",
+                       "--steps", 2)
+    assert code == 0 and "student" not in err, err
+
+    shutil.rmtree(shipped)  # a pipeline.json that names a missing student: one line, exit 2, no output
+    code, _, err = run(capsys, "loop", tmp_path / "a.png", "-o", tmp_path / "u.mp4", "--model", tmp_path / "model")
+    assert code == 2 and err.count("\n") == 1 and "names the student '1step'" in err, err
+    assert not (tmp_path / "u.mp4").exists()
+    ship.ship(teacher, tmp_path / "model")  # a new teacher drops the student distilled from the old one
+    assert "student" not in json.loads((tmp_path / "model" / "pipeline.json").read_text())

@@ -157,9 +157,10 @@ def distill(
     steps: int = typer.Option(1, "--steps", help="Sampling steps of the student (1 to 8; 1, 2 or 4 are usual)."),
     config: Path | None = typer.Option(None, "--config", help="YAML with optional sections 'train:' (trainer "
                                        "options: steps, lr, batch_size, ...), 'distill:' (adversarial_weight, "
-                                       "reconstruction_weight, huber_c, discriminator_lr, discriminator_loss, "
-                                       "discriminator_p_mean, discriminator_p_std, head_channels) and 'data:' (a "
-                                       "dataset, default: the teacher's)."),
+                                       "reconstruction_weight, teacher_weight, teacher_p_mean, teacher_p_std, "
+                                       "huber_c, discriminator_lr, discriminator_loss, discriminator_p_mean, "
+                                       "discriminator_p_std, head_channels) and 'data:' (a dataset, default: the "
+                                       "teacher's)."),
     max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after this many more steps (rerun to "
                                          "continue)."),
     overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),

@@ -35,7 +35,7 @@ def evaluate(
     from lightvid.eval.evaluate import TASKS, save_report
     from lightvid.eval.evaluate import evaluate as run_eval
     from lightvid.pipelines.native import NativePipeline
-    from lightvid.weights import WEIGHTS_DIR, model_folder
+    from lightvid.weights import WEIGHTS_DIR
 
     if task not in TASKS:
         raise LightvidError(f"unknown --task {task!r}; accepted: {', '.join(TASKS)}")
@@ -47,7 +47,9 @@ def evaluate(
         raise LightvidError(f"--json {json_out}: expected a file path ending in .json")
     if no_fd and encoder is not None:
         raise LightvidError("--encoder and --no-fd contradict each other; pass one")
-    pipe = NativePipeline.from_pretrained(model_folder(model))
+    pipe, note = NativePipeline.for_sampling(model, steps is not None or sampler is not None)
+    if note is not None:
+        typer.echo(note, err=True)
     dataset = dataset or pipe.facts.get("dataset")
     if dataset is None:
         raise LightvidError(f"{model}: the model does not say which dataset it was trained on; pass --dataset")

@@ -48,15 +48,12 @@ def _setup(output: str, model: str, height: int | None, width: int | None, **sam
     """Check the output path and the options, load the model: (pipeline, height, width, sampling keywords)."""
     from lightvid.io import check_output_path
     from lightvid.pipelines.native import NativePipeline
-    from lightvid.weights import model_folder
 
     check_output_path(output)
     args = sampling_args(**sampling)
-    pipe = NativePipeline.from_pretrained(model_folder(model))
-    teacher = pipe.facts.get("distilled_from")
-    if teacher is not None and args["steps"] is not None:  # a few-step student: --steps N means its teacher
-        typer.echo(f"--steps {args['steps']}: sampling with the teacher {teacher}", err=True)
-        pipe = NativePipeline.from_pretrained(model_folder(teacher))
+    pipe, note = NativePipeline.for_sampling(model, args["steps"] is not None or args["sampler"] is not None)
+    if note is not None:
+        typer.echo(note, err=True)
     s = pipe.settings
     height, width = height if height is not None else s.height, width if width is not None else s.width
     check_positive(height=height, width=width)

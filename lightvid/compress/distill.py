@@ -4,13 +4,18 @@ Student: initialised from the teacher. It is trained on exactly the inputs it wi
 `sample_renoise` at the k noise levels student_sigmas(k)[:-1]: a clip's generated frames at clean + σ_i·noise
 (given frames clean in the conditioning channels, as for every task), and predicts the clean clip in one call.
 Its generator loss is
-    s · (−D(fake))  +  reconstruction_weight · pseudo-Huber(fake − real)   (generated frames)
-with s set at every step so that the adversarial gradient at the sample is adversarial_weight times the
-reconstruction gradient in norm (see Distillation.generator_loss).
+    s · (−D(fake))                                                   adversarial
+    + reconstruction_weight · pseudo-Huber(fake − real)              reconstruction
+    + teacher_weight · pseudo-Huber(fake − sg(T(fake + σ_t·noise)))  teacher (score distillation, ADD)
+over the generated frames, with s set at every step so that the adversarial gradient at the sample is
+adversarial_weight times the reconstruction gradient in norm (see Distillation.generator_loss).
 The reconstruction target is the real clip, not the teacher's multi-step samples: on a 2-core CPU one teacher
 sample costs 2·25 − 1 UNet evaluations, ~25 times a training step, while the real clips are free and are what
-the teacher itself was trained to match. From pure noise (1 step) the reconstruction alone would give the
-blurry posterior mean; the adversarial term is what makes samples sharp (SF-V, MobileVD).
+the teacher itself was trained to match. From pure noise (1 step) the reconstruction alone gives the blurry
+posterior mean; the adversarial term is what makes samples sharp (SF-V, MobileVD). The teacher term (ADD,
+Sauer et al. 2023) costs one teacher call per step: the frozen teacher denoises the student's own sample,
+re-noised to σ_t ~ LogNormal(teacher_p_mean, teacher_p_std), and the student is pulled to that denoised clip,
+i.e. towards where the teacher puts its samples rather than towards the mean of the real ones.
 
 Discriminator (SF-V / SnapGen-V): the teacher's encoder (conv_in, down levels, mid), frozen, sees a clip
 re-noised to σ_d ~ LogNormal(discriminator_p_mean, discriminator_p_std) (by default lower than the training
@@ -28,6 +33,7 @@ from torch.nn import functional as F
 from lightvid.diffusion import Denoiser, student_sigmas
 from lightvid.models import SpaceTimeUNet
 from lightvid.models.native import NativeNet
+from lightvid.pipelines.native import NativePipeline
 from lightvid.train.config import DistillConfig
 from lightvid.train.objective import given_mask
 
@@ -107,10 +113,11 @@ def pseudo_huber(prediction: torch.Tensor, target: torch.Tensor, weight: torch.T
 class Distillation:
     """One generator (student) loss and one discriminator update per training step; see the module docstring."""
 
-    def __init__(self, cfg: DistillConfig, teacher: SpaceTimeUNet, patch: int, sigma_data: float,
-                 sigma_min: float, sigma_max: float):
+    def __init__(self, cfg: DistillConfig, teacher: NativePipeline, sigma_min: float, sigma_max: float):
         self.cfg = cfg
-        self.discriminator = Discriminator(teacher, patch, sigma_data, cfg.head_channels)
+        s = teacher.settings
+        self.teacher = teacher.denoiser.requires_grad_(False).eval()  # shares its UNet with the discriminator
+        self.discriminator = Discriminator(teacher.unet, s.patch, s.sigma_data, cfg.head_channels)
         heads = [p for p in self.discriminator.parameters() if p.requires_grad]
         # β1 = 0: the usual GAN choice (momentum makes the two-player game oscillate)
         self.optimizer = torch.optim.AdamW(heads, lr=cfg.discriminator_lr, betas=(0.0, 0.99), weight_decay=0.0)
@@ -122,16 +129,26 @@ class Distillation:
     def _discriminator_sigma(self, b: int, g: torch.Generator) -> torch.Tensor:
         return torch.exp(self.cfg.discriminator_p_mean + self.cfg.discriminator_p_std * torch.randn(b, generator=g))
 
+    def _teacher_target(self, sample: torch.Tensor, given: torch.Tensor, mask: torch.Tensor,
+                        g: torch.Generator) -> torch.Tensor:
+        """The frozen teacher's denoising of `sample` (b, f, c, h, w) re-noised to σ_t: the teacher term's target."""
+        b = sample.shape[0]
+        sigma = torch.exp(self.cfg.teacher_p_mean + self.cfg.teacher_p_std * torch.randn(b, generator=g)).to(sample)
+        noisy = sample + sigma.view(-1, 1, 1, 1, 1) * torch.randn(sample.shape, generator=g).to(sample)
+        with torch.no_grad():
+            return self.teacher(noisy, sigma, given=given, mask=mask).float()
+
     def generator_loss(self, student: Denoiser, clips: torch.Tensor, given_frames: torch.Tensor,
                        g: torch.Generator) -> tuple[torch.Tensor, dict, torch.Tensor]:
         """clips: (b, f, c, h, w) real; given_frames: (b, f) bool. Returns (loss, logs, fake detached).
 
-        The two terms are balanced where they meet, at the student's sample: the adversarial gradient there is
-        rescaled to adversarial_weight × the reconstruction gradient's norm, then the sum goes through the
-        student in one backward pass. A fixed weight cannot do this: on mnist the adversarial gradient's norm
-        grew ~60x in the heads' first 100 updates (bench/RESULTS.md), and with a fixed weight it swamped reconstruction.
+        The terms are balanced where they meet, at the student's sample: the adversarial gradient there is
+        rescaled to adversarial_weight × the (unweighted) reconstruction gradient's norm, the weighted
+        reconstruction and teacher gradients are added, and the sum goes through the student in one backward
+        pass. A fixed weight cannot do this: on mnist the adversarial gradient's norm grew ~60x in the heads'
+        first 100 updates (bench/RESULTS.md), and with a fixed weight it swamped reconstruction.
         The returned loss has that gradient and the value adversarial_scale·adversarial + reconstruction_weight·
-        reconstruction.
+        reconstruction + teacher_weight·teacher.
         """
         b = clips.shape[0]
         mask = given_mask(given_frames, clips)
@@ -149,15 +166,24 @@ class Distillation:
         (adversarial_grad,) = torch.autograd.grad(adversarial, at)
         adversarial_grad = adversarial_grad * (1 - mask)  # given frames are not the student's: they don't count
         (reconstruction_grad,) = torch.autograd.grad(reconstruction, at)
+        anchor = self.cfg.reconstruction_weight * reconstruction_grad  # the non-adversarial gradient at the sample
+        value = self.cfg.reconstruction_weight * reconstruction.detach()
+        logs = {}
+        if self.cfg.teacher_weight > 0:
+            teacher = pseudo_huber(at, self._teacher_target(at.detach(), given, mask, g), 1 - mask, self.cfg.huber_c)
+            (teacher_grad,) = torch.autograd.grad(teacher, at)
+            anchor = anchor + self.cfg.teacher_weight * teacher_grad
+            value = value + self.cfg.teacher_weight * teacher.detach()
+            logs.update(teacher=teacher.item(), teacher_grad=teacher_grad.norm().item())
         a_norm, r_norm = adversarial_grad.norm(), reconstruction_grad.norm()
         scale = self.cfg.adversarial_weight * r_norm / a_norm.clamp(min=1e-12)
-        direction = scale * adversarial_grad + self.cfg.reconstruction_weight * reconstruction_grad
-        value = scale * adversarial.detach() + self.cfg.reconstruction_weight * reconstruction.detach()
+        direction = scale * adversarial_grad + anchor
+        value = value + scale * adversarial.detach()
         surrogate = (fake * direction.to(fake.dtype)).sum()  # d/d fake = direction
         loss = surrogate - surrogate.detach() + value
-        logs = {"adversarial": adversarial.item(), "reconstruction": reconstruction.item(),
-                "adversarial_grad": a_norm.item(), "reconstruction_grad": r_norm.item(),
-                "adversarial_scale": scale.item()}
+        logs.update(adversarial=adversarial.item(), reconstruction=reconstruction.item(),
+                    adversarial_grad=a_norm.item(), reconstruction_grad=r_norm.item(),
+                    adversarial_scale=scale.item())
         return loss, logs, fake.detach()
 
     def discriminator_step(self, clips: torch.Tensor, given_frames: torch.Tensor, fake: torch.Tensor,

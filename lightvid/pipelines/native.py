@@ -67,6 +67,30 @@ class NativePipeline:
         facts = {k: v for k, v in saved.items() if k not in asdict(settings)}
         return cls(SpaceTimeUNet.from_pretrained(folder, dtype=dtype), settings, facts)
 
+    @classmethod
+    def for_sampling(cls, model: str | Path, chosen_sampling: bool) -> tuple["NativePipeline", str | None]:
+        """The pipeline a command samples `model` with, and a note when it is not `model`'s own weights.
+
+        A model whose pipeline.json names a `student` (a few-step model distilled from it, kept in that subfolder)
+        samples with the student by default. The user's own --steps or --sampler (chosen_sampling) means the
+        multi-step model: a student is trained for its step count and sampler only, so a student folder given
+        --steps / --sampler hands over to its teacher (`distilled_from`).
+        """
+        from lightvid.weights import model_folder
+        folder = model_folder(model)
+        pipe = cls.from_pretrained(folder)
+        student, teacher = pipe.facts.get("student"), pipe.facts.get("distilled_from")
+        if student is not None and not chosen_sampling:
+            if not (folder / student / PIPELINE_FILE).exists():
+                raise LightvidError(f"{folder / PIPELINE_FILE} names the student {student!r}, but "
+                                    f"{folder / student} is not a model folder")
+            pipe = cls.from_pretrained(folder / student)
+            return pipe, (f"sampling with the {pipe.settings.steps}-step student distilled from {model} "
+                          f"(--steps N samples {model} itself)")
+        if teacher is not None and chosen_sampling:
+            return cls.from_pretrained(model_folder(teacher)), f"sampling with the teacher {teacher}"
+        return pipe, None
+
     def save_pretrained(self, folder, extra: dict | None = None) -> None:
         """UNet files + pipeline.json (plus `extra` facts such as training steps, kept for the model card)."""
         self.unet.save_pretrained(folder)

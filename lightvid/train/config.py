@@ -69,6 +69,11 @@ class DistillConfig:
     discriminator_p_mean: float = -2.0
     discriminator_p_std: float = 1.0
     head_channels: int = 64
+    # The teacher term (ADD's score distillation; 0 = off): pseudo-Huber to the frozen teacher's denoising of the
+    # student's sample re-noised to σ_t ~ LogNormal(teacher_p_mean, teacher_p_std). One teacher call per step.
+    teacher_weight: float = 0.0
+    teacher_p_mean: float = -1.0
+    teacher_p_std: float = 1.0
 
 
 @dataclass

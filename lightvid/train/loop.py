@@ -146,9 +146,8 @@ def _distillation(config: TrainConfig):
     from lightvid.compress.distill import Distillation
     from lightvid.weights import model_folder
 
-    teacher = NativePipeline.from_pretrained(model_folder(config.distill.teacher)).unet
-    d = config.diffusion
-    return Distillation(config.distill, teacher, config.patch, d.sigma_data, d.sigma_min, d.sigma_max)
+    teacher = NativePipeline.from_pretrained(model_folder(config.distill.teacher))
+    return Distillation(config.distill, teacher, config.diffusion.sigma_min, config.diffusion.sigma_max)
 
 
 def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int, clip_shape, folder: Path) -> None:
