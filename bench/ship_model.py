@@ -13,6 +13,7 @@ new NAME drops its student (it was distilled from the old weights).
 """
 import argparse
 import json
+import shutil
 from pathlib import Path
 
 import torch
@@ -37,16 +38,25 @@ def ship(model: Path, target: Path, sampler: str | None = None, steps: int | Non
 
 
 def ship_student(student: Path, teacher: Path) -> Path:
-    """Write the distilled `student` into teacher/<k>step and name it in teacher's pipeline.json."""
+    """Write the distilled `student` into teacher/<k>step and name it in teacher's pipeline.json (replacing
+    any student shipped before)."""
     pipe = NativePipeline.from_pretrained(student)
+    teacher_pipe = NativePipeline.from_pretrained(teacher)  # also: a missing teacher fails before any write
     if "student_steps" not in pipe.facts:
         raise SystemExit(f"{student}: not a `lightvid distill` output (pipeline.json has no student_steps)")
+    same = ("data_channels", "patch", "num_frames", "height", "width", "fps", "prediction")
+    if any(getattr(pipe.settings, k) != getattr(teacher_pipe.settings, k) for k in same) \
+            or pipe.facts.get("dataset") != teacher_pipe.facts.get("dataset"):
+        raise SystemExit(f"{student} does not have {teacher}'s frame format and dataset: not its student")
     subfolder = f"{pipe.facts['student_steps']}step"
     pipe.facts["distilled_from"] = teacher.name if teacher.parent == WEIGHTS_DIR else str(teacher)
     _write(pipe, teacher / subfolder)
     saved = json.loads((teacher / PIPELINE_FILE).read_text())
     with atomic_write(teacher / PIPELINE_FILE) as tmp:
         Path(tmp).write_text(json.dumps({**saved, "student": subfolder}, indent=2))
+    old = saved.get("student")
+    if old not in (None, subfolder) and (teacher / old).is_dir():
+        shutil.rmtree(teacher / old)
     return teacher / subfolder
 
 

@@ -89,13 +89,15 @@ def _toy_batch():
     return clips, given, generated, sample
 
 
-def _sample_gradient(pipe, clips, given, sample, teacher_target=None, **weights):
-    """d(generator loss)/d(sample) for a toy student whose output is `sample`, and the logs."""
+def _sample_gradient(pipe, clips, given, sample, teacher_target=None, calls=None, **weights):
+    """d(generator loss)/d(sample) for a toy student whose output is `sample`, and the logs. With teacher_target,
+    the teacher's denoising is replaced by it (checked against the teacher itself separately) and each call's
+    arguments are appended to `calls`."""
     cfg = DistillConfig(teacher="t", head_channels=16, **weights)
     torch.manual_seed(1)  # the same discriminator heads every time
     distill = Distillation(cfg, pipe, sigma_min=0.002, sigma_max=80.0)
     if teacher_target is not None:
-        distill._teacher_target = lambda *args: teacher_target  # checked against the teacher itself separately
+        distill._teacher_target = lambda *args: calls.append(args) or teacher_target
     leaf = sample.clone().requires_grad_()
     loss, logs, _ = distill.generator_loss(lambda *args, **kwargs: leaf, clips, given, torch.Generator())
     loss.backward()
@@ -128,15 +130,21 @@ def test_teacher_term_pulls_the_sample_to_the_teachers_denoising():
     clips, given, generated, sample = _toy_batch()
     target = torch.randn(2, 4, 1, 16, 16) * 0.5
 
+    calls = []
+
     def gradient(**weights):
-        return _sample_gradient(pipe, clips, given, sample, teacher_target=target, **weights)
+        return _sample_gradient(pipe, clips, given, sample, teacher_target=target, calls=calls, **weights)
 
     teacher, logs = gradient(adversarial_weight=0.0, reconstruction_weight=0.0, teacher_weight=0.5)
+    (at, given_frames, mask, _), = calls  # the teacher sees the student's clip, the given frames and the mask
+    assert torch.equal(mask, (1 - generated).expand(2, 4, 1, 16, 16)) and torch.equal(given_frames, clips * mask)
+    assert torch.equal(at, mask * clips + generated * sample)  # given frames are the real ones
     d = sample - target
     exact = generated * d / torch.sqrt(d * d + 0.03**2) / (generated.expand_as(d).sum())
     assert torch.allclose(teacher, 0.5 * exact, atol=1e-7)
     assert logs["teacher_grad"] == pytest.approx(exact.norm().item())
-    reconstruction, _ = gradient(adversarial_weight=0.0, reconstruction_weight=1.0)
+    reconstruction, logs = gradient(adversarial_weight=0.0, reconstruction_weight=1.0)
+    assert len(calls) == 1 and "teacher" not in logs  # teacher_weight 0: no teacher call (and no random draws)
     both, _ = gradient(adversarial_weight=0.0, reconstruction_weight=1.0, teacher_weight=0.5)
     assert torch.allclose(both, reconstruction + teacher, atol=1e-7)
 
@@ -164,7 +172,7 @@ def _config(tmp_path, steps=3):
     path = tmp_path / "distill.yaml"
     path.write_text(yaml.safe_dump({"train": {"steps": steps, "batch_size": 2, "checkpoint_every": 1, "log_every": 1,
                                               "bf16": False},
-                                    "distill": {"head_channels": 16}}))
+                                    "distill": {"head_channels": 16, "teacher_weight": 1.0}}))
     return path
 
 
@@ -176,7 +184,7 @@ def test_distill_end_to_end_and_the_student_runs_every_task(capsys, tmp_path, te
     assert (student.settings.steps, student.settings.sampler) == (1, "renoise")
     assert student.facts["student_steps"] == 1 and student.facts["distilled_from"] == str(teacher)
     records = [json.loads(line) for line in (tmp_path / "student.work" / "log.jsonl").read_text().splitlines()]
-    losses = [r[k] for r in records for k in ("loss", "adversarial", "reconstruction", "discriminator")]
+    losses = [r[k] for r in records for k in ("loss", "adversarial", "reconstruction", "teacher", "discriminator")]
     assert len(records) == 3 and all(torch.isfinite(torch.tensor(losses)))
     Image.new("RGB", (40, 24), (90, 140, 200)).save(tmp_path / "a.png")
     commands = [["animate", tmp_path / "a.png"], ["interpolate", tmp_path / "a.png", tmp_path / "a.png"],
@@ -213,12 +221,14 @@ def test_distill_resumes_exactly(capsys, tmp_path, teacher):
     (["--config", "{tmp}/bad.yaml"], "unknown section(s) ['optimizer']"),
     (["--config", "{tmp}/badloss.yaml"], "discriminator_loss 'wasserstein'"),
     (["--config", "{tmp}/empty.yaml"], "must be a mapping"),
+    (["--config", "{tmp}/badweight.yaml"], "weights and p_std values must be numbers >= 0"),
     (["--max-steps", "0"], "--max-steps must be >= 1"),
 ])
 def test_distill_bad_input_one_line_exit_2(capsys, tmp_path, teacher, args, message):
     (tmp_path / "bad.yaml").write_text("optimizer: {lr: 1}\n")
     (tmp_path / "badloss.yaml").write_text("distill: {discriminator_loss: wasserstein}\n")
     (tmp_path / "empty.yaml").write_text("train: 3\n")
+    (tmp_path / "badweight.yaml").write_text("distill: {teacher_weight: '2'}\n")
     args = [a.format(tmp=tmp_path) for a in args]
     code, _, err = run(capsys, "distill", "--teacher", teacher, "-o", tmp_path / "s", *args)
     assert code == 2 and err.count("\n") == 1 and message in err, err
@@ -232,37 +242,56 @@ def _ship_model_script():
     return module
 
 
+def _fake_student(folder, steps, size=32):
+    """A model folder shaped like a `lightvid distill` output of the `teacher` fixture (random weights)."""
+    student = tiny_native(1, patch=2, size=size, frames=6)
+    student.settings.steps, student.settings.sampler = steps, "renoise"
+    student.save_pretrained(folder, extra={"dataset": "moving_mnist", "student_steps": steps,
+                                           "distilled_from": "runs/somewhere"})
+    return folder
+
+
 def test_a_shipped_student_samples_by_default_and_steps_choose_the_teacher(capsys, tmp_path, teacher):
     ship = _ship_model_script()
-    student = tiny_native(1, patch=2, size=32, frames=6)
-    student.settings.steps, student.settings.sampler = 1, "renoise"
-    student.save_pretrained(tmp_path / "run", extra={"dataset": "moving_mnist", "student_steps": 1,
-                                                     "distilled_from": "runs/somewhere"})
+    _fake_student(tmp_path / "run", steps=1)
     ship.ship(teacher, tmp_path / "model")
-    shipped = ship.ship_student(tmp_path / "run", tmp_path / "model")
-    assert shipped == tmp_path / "model" / "1step"
-    assert json.loads((tmp_path / "model" / "pipeline.json").read_text())["student"] == "1step"
+    model = tmp_path / "model"
+    shipped = ship.ship_student(tmp_path / "run", model)
+    assert shipped == model / "1step"
+    assert json.loads((model / "pipeline.json").read_text())["student"] == "1step"
 
-    pipe, note = NativePipeline.for_sampling(tmp_path / "model", chosen_sampling=False)
-    assert pipe.settings.steps == 1 and "1-step student" in note
-    assert pipe.facts["distilled_from"] == str(tmp_path / "model")  # outside the package: the path
+    pipe, used, note = NativePipeline.for_sampling(model)
+    assert pipe.settings.steps == 1 and used == f"{model}/1step" and "1-step student" in note
+    assert pipe.facts["distilled_from"] == str(model)  # outside the package: the path
     weights = load_file(tmp_path / "run" / "model.safetensors")
     assert all(torch.equal(p, weights[k].to(torch.bfloat16).float()) for k, p in pipe.unet.state_dict().items())
-    teacher_pipe, note = NativePipeline.for_sampling(tmp_path / "model", chosen_sampling=True)
-    assert teacher_pipe.settings.steps == 2 and note is None
-    _, note = NativePipeline.for_sampling(shipped, chosen_sampling=True)
-    assert note == f"sampling with the teacher {tmp_path / 'model'}"
+    for chosen in ({"steps": 2}, {"sampler": "heun"}, {"steps": 1}):  # any choice of the user's: the model itself
+        pipe, used, note = NativePipeline.for_sampling(model, **chosen)
+        assert (pipe.settings.steps, used, note) == (2, str(model), None)
+    for own in ({"steps": 1}, {"sampler": "renoise"}):  # the student's own settings keep the student
+        assert NativePipeline.for_sampling(shipped, **own)[1:] == (str(shipped), None)
+    for other in ({"steps": 2}, {"sampler": "heun"}):  # other ones hand over to its teacher
+        assert NativePipeline.for_sampling(shipped, **other)[1:] == (str(model), f"sampling with the teacher {model}")
 
     Image.new("RGB", (40, 24), (90, 140, 200)).save(tmp_path / "a.png")
-    code, _, err = run(capsys, "loop", tmp_path / "a.png", "-o", tmp_path / "s.mp4", "--model", tmp_path / "model")
-    assert code == 0 and "sampling with the 1-step student" in err, err
-    code, _, err = run(capsys, "loop", tmp_path / "a.png", "-o", tmp_path / "t.mp4", "--model", tmp_path / "model",
-                       "--steps", 2)
+    code, _, err = run(capsys, "loop", tmp_path / "a.png", "-o", tmp_path / "s.mp4", "--model", model)
+    assert code == 0 and "the 1-step student" in err, err
+    code, _, err = run(capsys, "loop", tmp_path / "a.png", "-o", tmp_path / "t.mp4", "--model", model, "--steps", 2)
     assert code == 0 and "student" not in err, err
+    code, out, err = run(capsys, "eval", "--model", model, "--task", "interpolate", "--clips", 2, "--no-fd",
+                         "--json", tmp_path / "r.json")
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert code == 0 and report["model"] == f"{model}/1step" and report["steps"] == 1, err  # named as sampled
+    assert out.startswith(f"{model}/1step · interpolate")
 
-    shutil.rmtree(shipped)  # a pipeline.json that names a missing student: one line, exit 2, no output
-    code, _, err = run(capsys, "loop", tmp_path / "a.png", "-o", tmp_path / "u.mp4", "--model", tmp_path / "model")
-    assert code == 2 and err.count("\n") == 1 and "names the student '1step'" in err, err
+    _fake_student(tmp_path / "run4", steps=4)  # a new student replaces the old one
+    ship.ship_student(tmp_path / "run4", model)
+    assert json.loads((model / "pipeline.json").read_text())["student"] == "4step" and not shipped.exists()
+    with pytest.raises(SystemExit, match="not its student"):
+        ship.ship_student(_fake_student(tmp_path / "other", steps=1, size=16), model)
+    shutil.rmtree(model / "4step")  # a pipeline.json that names a missing student: one line, exit 2, no output
+    code, _, err = run(capsys, "loop", tmp_path / "a.png", "-o", tmp_path / "u.mp4", "--model", model)
+    assert code == 2 and err.count("\n") == 1 and "names the student '4step'" in err, err
     assert not (tmp_path / "u.mp4").exists()
-    ship.ship(teacher, tmp_path / "model")  # a new teacher drops the student distilled from the old one
-    assert "student" not in json.loads((tmp_path / "model" / "pipeline.json").read_text())
+    ship.ship(teacher, model)  # a new teacher drops the student distilled from the old one
+    assert "student" not in json.loads((model / "pipeline.json").read_text())

@@ -47,7 +47,7 @@ def evaluate(
         raise LightvidError(f"--json {json_out}: expected a file path ending in .json")
     if no_fd and encoder is not None:
         raise LightvidError("--encoder and --no-fd contradict each other; pass one")
-    pipe, note = NativePipeline.for_sampling(model, steps is not None or sampler is not None)
+    pipe, used, note = NativePipeline.for_sampling(model, steps, sampler)
     if note is not None:
         typer.echo(note, err=True)
     dataset = dataset or pipe.facts.get("dataset")
@@ -66,8 +66,8 @@ def evaluate(
         from lightvid.eval.i3d import load_i3d
         i3d_model = load_i3d(i3d)
     report = run_eval(pipe, dataset, task, clips=clips, seed=seed, steps=steps, sampler=sampler,
-                      encoder=video_encoder, i3d=i3d_model, model_name=str(model), split=split)
-    typer.echo(f"{model} · {task} · {dataset} {split} split · {clips} clips · {report.steps} steps · "
+                      encoder=video_encoder, i3d=i3d_model, model_name=used, split=split)
+    typer.echo(f"{used} · {task} · {dataset} {split} split · {clips} clips · {report.steps} steps · "
                f"{report.seconds_per_clip:.2f} s per clip (median)")
     typer.echo(report.table())
     if json_out is not None:

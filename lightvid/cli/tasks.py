@@ -18,7 +18,8 @@ Output = Annotated[str, typer.Option("-o", "--output", help="Output: .mp4 (H.264
                                      "ending in '/' for lossless PNG frames.")]
 Seed = Annotated[int, typer.Option(help="Random seed: the same seed and settings give the same video.")]
 Steps = Annotated[int | None, typer.Option(help="Sampling steps (default: the model's own: 4 for photo, 8 for "
-                                           "mnist).")]
+                                           "mnist; a model that ships a few-step student samples with the "
+                                           "student unless --steps or --sampler is given).")]
 Sampler = Annotated[str | None, typer.Option(help="euler, euler_ancestral, heun, dpmpp_2m or renoise (default: the "
                                              "model's own: renoise for photo and mnist).")]
 Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale; 1 = off (one model call per step).")]
@@ -51,7 +52,7 @@ def _setup(output: str, model: str, height: int | None, width: int | None, **sam
 
     check_output_path(output)
     args = sampling_args(**sampling)
-    pipe, note = NativePipeline.for_sampling(model, args["steps"] is not None or args["sampler"] is not None)
+    pipe, _, note = NativePipeline.for_sampling(model, args["steps"], args["sampler"])
     if note is not None:
         typer.echo(note, err=True)
     s = pipe.settings

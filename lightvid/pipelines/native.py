@@ -19,6 +19,18 @@ from lightvid.tasks import FrameSpec
 PIPELINE_FILE = "pipeline.json"
 
 
+def _read_pipeline_file(folder: Path) -> dict:
+    if not (folder / PIPELINE_FILE).exists():
+        raise LightvidError(f"{folder}: not a native lightvid model folder (no {PIPELINE_FILE})")
+    try:
+        saved = json.loads((folder / PIPELINE_FILE).read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise LightvidError(f"{folder / PIPELINE_FILE}: not a valid pipeline file ({e})") from None
+    if not isinstance(saved, dict):
+        raise LightvidError(f"{folder / PIPELINE_FILE}: not a valid pipeline file (not a JSON object)")
+    return saved
+
+
 @dataclass
 class NativeSettings:
     """What a native model was trained on, and how to sample it by default."""
@@ -57,39 +69,41 @@ class NativePipeline:
     @classmethod
     def from_pretrained(cls, folder, dtype: torch.dtype = torch.float32) -> "NativePipeline":
         folder = Path(folder)
-        if not (folder / PIPELINE_FILE).exists():
-            raise LightvidError(f"{folder}: not a native lightvid model folder (no {PIPELINE_FILE})")
+        saved = _read_pipeline_file(folder)
         try:
-            saved = json.loads((folder / PIPELINE_FILE).read_text())
             settings = NativeSettings.from_dict(saved)
-        except (OSError, json.JSONDecodeError, TypeError, AttributeError) as e:
+        except (TypeError, AttributeError) as e:
             raise LightvidError(f"{folder / PIPELINE_FILE}: not a valid pipeline file ({e})") from None
         facts = {k: v for k, v in saved.items() if k not in asdict(settings)}
         return cls(SpaceTimeUNet.from_pretrained(folder, dtype=dtype), settings, facts)
 
     @classmethod
-    def for_sampling(cls, model: str | Path, chosen_sampling: bool) -> tuple["NativePipeline", str | None]:
-        """The pipeline a command samples `model` with, and a note when it is not `model`'s own weights.
+    def for_sampling(cls, model: str | Path, steps: int | None = None,
+                     sampler: str | None = None) -> tuple["NativePipeline", str, str | None]:
+        """What a command samples for `--model model --steps steps --sampler sampler`: (pipeline, the name of
+        what was loaded, a note for the user when that is not `model` itself, else None).
 
         A model whose pipeline.json names a `student` (a few-step model distilled from it, kept in that subfolder)
-        samples with the student by default. The user's own --steps or --sampler (chosen_sampling) means the
-        multi-step model: a student is trained for its step count and sampler only, so a student folder given
-        --steps / --sampler hands over to its teacher (`distilled_from`).
+        samples with the student unless the user chose --steps or --sampler: those mean the model itself. A
+        student is trained for its own step count and sampler only, so a student folder asked for other ones
+        hands over to its teacher (`distilled_from`).
         """
         from lightvid.weights import model_folder
         folder = model_folder(model)
-        pipe = cls.from_pretrained(folder)
-        student, teacher = pipe.facts.get("student"), pipe.facts.get("distilled_from")
-        if student is not None and not chosen_sampling:
+        saved = _read_pipeline_file(folder)
+        student, teacher = saved.get("student"), saved.get("distilled_from")
+        chosen = steps is not None or sampler is not None
+        if student is not None and not chosen:
             if not (folder / student / PIPELINE_FILE).exists():
                 raise LightvidError(f"{folder / PIPELINE_FILE} names the student {student!r}, but "
                                     f"{folder / student} is not a model folder")
-            pipe = cls.from_pretrained(folder / student)
-            return pipe, (f"sampling with the {pipe.settings.steps}-step student distilled from {model} "
-                          f"(--steps N samples {model} itself)")
-        if teacher is not None and chosen_sampling:
-            return cls.from_pretrained(model_folder(teacher)), f"sampling with the teacher {teacher}"
-        return pipe, None
+            pipe, used = cls.from_pretrained(folder / student), f"{model}/{student}"
+            return pipe, used, (f"sampling with {used}, the {pipe.settings.steps}-step student distilled from "
+                                f"{model} (--steps N samples {model} itself)")
+        own = (saved.get("steps"), saved.get("sampler"))
+        if teacher is not None and chosen and (steps or own[0], sampler or own[1]) != own:
+            return cls.from_pretrained(model_folder(teacher)), str(teacher), f"sampling with the teacher {teacher}"
+        return cls.from_pretrained(folder), str(model), None
 
     def save_pretrained(self, folder, extra: dict | None = None) -> None:
         """UNet files + pipeline.json (plus `extra` facts such as training steps, kept for the model card)."""

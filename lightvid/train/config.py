@@ -169,10 +169,14 @@ def _check_distill(d: DistillConfig) -> None:
         raise LightvidError(f"distill: student_steps must be an integer in [1, 8], got {d.student_steps!r}")
     if d.discriminator_loss not in ("hinge", "nonsaturating"):
         raise LightvidError(f"distill: discriminator_loss '{d.discriminator_loss}' is not one of hinge, nonsaturating")
-    numbers = (d.adversarial_weight, d.reconstruction_weight, d.huber_c, d.discriminator_lr)
-    if not all(isinstance(v, (int, float)) for v in numbers) or min(d.adversarial_weight, d.reconstruction_weight) < 0 \
-            or min(d.huber_c, d.discriminator_lr) <= 0 or not isinstance(d.head_channels, int) or d.head_channels < 1:
-        raise LightvidError("distill: weights must be >= 0; huber_c, discriminator_lr and head_channels > 0")
+    numbers = (d.adversarial_weight, d.reconstruction_weight, d.teacher_weight, d.huber_c, d.discriminator_lr,
+               d.discriminator_p_mean, d.discriminator_p_std, d.teacher_p_mean, d.teacher_p_std)
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in numbers) \
+            or min(d.adversarial_weight, d.reconstruction_weight, d.teacher_weight) < 0 \
+            or min(d.discriminator_p_std, d.teacher_p_std) < 0 or min(d.huber_c, d.discriminator_lr) <= 0 \
+            or not isinstance(d.head_channels, int) or d.head_channels < 1:
+        raise LightvidError("distill: weights and p_std values must be numbers >= 0; huber_c, discriminator_lr and "
+                            "head_channels > 0")
 
 
 def finetune_config(folder, output_dir, train: dict, data: dict | None = None, **extra) -> TrainConfig:
