@@ -8,7 +8,10 @@ Each folder has a MODEL_CARD.md (data, steps, CPU-hours, metrics). A model is re
 `lightvid train --config configs/<name>.yaml`, then `python bench/ship_model.py runs/<name>/model <name>`
 (`photo` trains in two stages, configs/photo.yaml then configs/photo_flow.yaml; its card has the commands).
 Every command that takes `--model` accepts one of these names or the path of any native model folder (e.g. a
-training run's `runs/<name>/model`).
+training run's `runs/<name>/model`). A folder may also ship a few-step student in a subfolder named by its
+pipeline.json (`bench/ship_model.py STUDENT NAME --student`): the sampling commands then use the student unless
+`--steps`/`--sampler` is given (`NativePipeline.for_sampling`); `NativePipeline.from_pretrained` always loads the
+folder's own weights.
 """
 from pathlib import Path
 
