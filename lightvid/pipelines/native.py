@@ -94,7 +94,7 @@ class NativePipeline:
         student, teacher = saved.get("student"), saved.get("distilled_from")
         chosen = steps is not None or sampler is not None
         if student is not None and not chosen:
-            if not (folder / student / PIPELINE_FILE).exists():
+            if not isinstance(student, str) or not (folder / student / PIPELINE_FILE).exists():
                 raise LightvidError(f"{folder / PIPELINE_FILE} names the student {student!r}, but "
                                     f"{folder / student} is not a model folder")
             pipe, used = cls.from_pretrained(folder / student), f"{model}/{student}"
