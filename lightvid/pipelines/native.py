@@ -95,8 +95,8 @@ class NativePipeline:
         chosen = steps is not None or sampler is not None
         if student is not None and not chosen:
             if not isinstance(student, str) or not (folder / student / PIPELINE_FILE).exists():
-                raise LightvidError(f"{folder / PIPELINE_FILE} names the student {student!r}, but "
-                                    f"{folder / student} is not a model folder")
+                raise LightvidError(f"{folder / PIPELINE_FILE} names the student {student!r}, which is not a "
+                                    f"model folder in {folder}")
             pipe, used = cls.from_pretrained(folder / student), f"{model}/{student}"
             return pipe, used, (f"sampling with {used}, the {pipe.settings.steps}-step student distilled from "
                                 f"{model} (--steps N samples {model} itself)")
