@@ -3,9 +3,10 @@
     python bench/discriminator_check.py mnist [--lr 1e-3] [--p-mean -2.0] [--p-std 1.0] [--steps 100]
 
 Trains the discriminator heads (lightvid/compress/distill.py) for --steps updates against a fixed fake: the
-teacher's one-call sample from pure noise (σ_max) for each training clip, tasks drawn as in mnist's training. Prints the
-hinge loss every 20 updates; chance is 2 per head (8 heads for a 3-level UNet: 16). A discriminator that stays
-near chance here cannot steer a student that moves while it learns.
+teacher's one-call sample from pure noise (σ_max) for each training clip, tasks drawn as `lightvid distill` draws
+them (the trainer's default mix). Prints the hinge loss averaged over each window of 20 updates (one batch is too
+noisy to read); chance is 2 per head (8 heads for a 3-level UNet: 16). A discriminator that stays near chance here
+cannot steer a student that moves while it learns.
 
 Then, with the trained heads, it prints the norm of each generator-loss term's gradient (adversarial,
 reconstruction; unweighted) at the student's sample, the student being the teacher as it starts, averaged over
@@ -20,13 +21,13 @@ from accelerate import Accelerator
 from lightvid.compress.distill import Distillation
 from lightvid.data import build_dataset
 from lightvid.pipelines.native import NativePipeline
-from lightvid.train.config import DistillConfig
+from lightvid.train.config import DistillConfig, TrainConfig
 from lightvid.train.masking import sample_given_frames
 from lightvid.train.objective import given_mask
 from lightvid.weights import model_folder
 
-# the task mix of configs/mnist.yaml (the teacher this check was written for)
-TASKS = {"image_to_video": 0.2, "interpolate": 0.2, "extend": 0.3, "random": 0.2, "unconditional": 0.1}
+TASKS = TrainConfig.__dataclass_fields__["tasks"].default_factory()  # what `lightvid distill` samples
+WINDOW = 20  # updates per printed mean
 
 
 def main() -> None:
@@ -50,6 +51,7 @@ def main() -> None:
     data = build_dataset(pipe.facts["dataset"], num_frames=s.num_frames, size=s.height)
     g = torch.Generator().manual_seed(0)
     tic = time.perf_counter()
+    window = []
     for step in range(args.steps):
         clips = torch.stack([data[int(i)][0] for i in torch.randint(len(data), (args.batch,), generator=g)])
         given = sample_given_frames(args.batch, s.num_frames, TASKS, g)
@@ -58,9 +60,11 @@ def main() -> None:
         with torch.no_grad(), accelerator.autocast():  # (b, f, c, h, w): the teacher's one-call sample
             noisy = clips + sigma.view(-1, 1, 1, 1, 1) * torch.randn(clips.shape, generator=g)
             fake = mask * clips + (1 - mask) * pipe.denoiser(noisy, sigma, given=clips * mask, mask=mask).float()
-        loss = distill.discriminator_step(clips, given, fake, g, accelerator)["discriminator"]
-        if step % 20 == 0 or step == args.steps - 1:
-            print(f"update {step + 1}: hinge loss {loss:.2f} ({time.perf_counter() - tic:.0f} s)", flush=True)
+        window.append(distill.discriminator_step(clips, given, fake, g, accelerator)["discriminator"])
+        if len(window) == WINDOW or step == args.steps - 1:
+            print(f"updates {step + 2 - len(window)}-{step + 1}: mean hinge loss {sum(window) / len(window):.2f} "
+                  f"({time.perf_counter() - tic:.0f} s)", flush=True)
+            window = []
     student = NativePipeline.from_pretrained(model_folder(args.teacher))  # its own weights: the teacher's are frozen
     g = torch.Generator().manual_seed(1)
     norms = {"adversarial_grad": [], "reconstruction_grad": []}

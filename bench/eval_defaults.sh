@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Quality of an embedded default model on its held-out test split, beside the baselines (one run per task).
 #   bash bench/eval_defaults.sh MODEL [CLIPS]     e.g. bash bench/eval_defaults.sh mnist 32
-# Each task runs twice: with the model's sampler (25 Heun steps: samples) and with --steps 1 (one Euler step
-# from sigma_max: the model's posterior-mean estimate, which PSNR favours). Writes
+# Each task runs twice: with the model's defaults (its shipped few-step student if it has one, else its own
+# sampler and step count) and with --steps 1 (the model itself, one step from sigma_max: its posterior-mean
+# estimate, which PSNR favours). Writes
 # bench/results/<model>_<task>[_1step].json; `python bench/results_table.py MODEL` prints the tables.
 set -euo pipefail
 MODEL=$1

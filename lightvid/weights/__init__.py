@@ -1,7 +1,8 @@
 """The embedded default models, shipped inside the package as safetensors + config.json + pipeline.json.
 
     photo   animates any photo with camera motion (pan / zoom / rotation), 128x128, 16 frames at 8 fps
-    mnist   Moving MNIST, 64x64, 20 frames at 10 fps: the measurable benchmark model
+    mnist   Moving MNIST, 64x64, 20 frames at 10 fps: the measurable benchmark model; samples with its
+            distilled 1-step student (mnist/1step) by default
     mnist-mobilevd   `mnist` compressed by `lightvid compress mnist --recipe mobilevd` (half the FLOPs)
 
 Each folder has a MODEL_CARD.md (data, steps, CPU-hours, metrics). A model is rebuilt by
