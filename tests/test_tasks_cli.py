@@ -230,13 +230,16 @@ def test_embedded_mnist_samples_its_1step_student_by_default(capsys, tmp_path):
     for name, frame in (("a", clip[0]), ("b", clip[8])):
         Image.fromarray(((frame[0] + 1) * 127.5).round().byte().numpy()).save(tmp_path / f"{name}.png")
     videos = {}
-    for label, extra in (("student", ()), ("teacher", ("--steps", 8))):
+    for label, extra in (("student", ()), ("teacher", ("--steps", 8)), ("teacher_1", ("--steps", 1))):
         code, _, err = run(capsys, "interpolate", tmp_path / "a.png", tmp_path / "b.png", "-o",
                            f"{tmp_path}/{label}/", "--model", "mnist", "--frames", 9, *extra)
         assert code == 0, err
         assert ("1-step student" in err) == (label == "student")  # the student by default, --steps: the teacher
         videos[label] = png_frames(tmp_path / label)[..., 0]  # (9, 64, 64) uint8
         assert np.array_equal(videos[label][0], np.asarray(Image.open(tmp_path / "a.png")))
+        assert np.array_equal(videos[label][8], np.asarray(Image.open(tmp_path / "b.png")))
+    # the same sampler, seed and step count: equal videos would mean the student folder holds the teacher's weights
+    assert not np.array_equal(videos["student"], videos.pop("teacher_1"))
     truth = clip[1:8]  # (7, 1, 64, 64): the frames between
     scores = {label: psnr(torch.from_numpy(v[1:8, None]).float() / 127.5 - 1, truth).mean().item()
               for label, v in videos.items()}
