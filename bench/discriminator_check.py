@@ -21,12 +21,11 @@ from accelerate import Accelerator
 from lightvid.compress.distill import Distillation
 from lightvid.data import build_dataset
 from lightvid.pipelines.native import NativePipeline
-from lightvid.train.config import DistillConfig, TrainConfig
+from lightvid.train.config import DEFAULT_TASKS, DistillConfig
 from lightvid.train.masking import sample_given_frames
 from lightvid.train.objective import given_mask
 from lightvid.weights import model_folder
 
-TASKS = TrainConfig.__dataclass_fields__["tasks"].default_factory()  # what `lightvid distill` samples
 WINDOW = 20  # updates per printed mean
 
 
@@ -54,7 +53,7 @@ def main() -> None:
     window = []
     for step in range(args.steps):
         clips = torch.stack([data[int(i)][0] for i in torch.randint(len(data), (args.batch,), generator=g)])
-        given = sample_given_frames(args.batch, s.num_frames, TASKS, g)
+        given = sample_given_frames(args.batch, s.num_frames, DEFAULT_TASKS, g)
         mask = given_mask(given, clips)
         sigma = torch.full((args.batch,), s.sigma_max)
         with torch.no_grad(), accelerator.autocast():  # (b, f, c, h, w): the teacher's one-call sample
@@ -70,7 +69,7 @@ def main() -> None:
     norms = {"adversarial_grad": [], "reconstruction_grad": []}
     for _ in range(4):
         clips = torch.stack([data[int(i)][0] for i in torch.randint(len(data), (args.batch,), generator=g)])
-        given = sample_given_frames(args.batch, s.num_frames, TASKS, g)
+        given = sample_given_frames(args.batch, s.num_frames, DEFAULT_TASKS, g)
         with accelerator.autocast():
             logs = distill.generator_loss(student.denoiser, clips, given, g)[1]
         for key, values in norms.items():

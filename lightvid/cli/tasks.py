@@ -17,9 +17,10 @@ Model = Annotated[str, typer.Option("--model", help="An embedded model (photo, m
 Output = Annotated[str, typer.Option("-o", "--output", help="Output: .mp4 (H.264), .gif, .webm, or a folder path "
                                      "ending in '/' for lossless PNG frames.")]
 Seed = Annotated[int, typer.Option(help="Random seed: the same seed and settings give the same video.")]
-Steps = Annotated[int | None, typer.Option(help="Sampling steps (default: the model's own: 4 for photo, 8 for "
-                                           "mnist; a model that ships a few-step student samples with the "
-                                           "student unless --steps or --sampler is given).")]
+Steps = Annotated[int | None, typer.Option(help="Sampling steps (default: the model's own, 4 for photo; a model "
+                                           "that ships a few-step student, like mnist's 1-step one, samples "
+                                           "with it unless --steps or --sampler is given, and then samples the "
+                                           "model itself: 8 steps for mnist).")]
 Sampler = Annotated[str | None, typer.Option(help="euler, euler_ancestral, heun, dpmpp_2m or renoise (default: the "
                                              "model's own: renoise for photo and mnist).")]
 Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale; 1 = off (one model call per step).")]

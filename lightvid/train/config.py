@@ -76,6 +76,10 @@ class DistillConfig:
     teacher_p_std: float = 1.0
 
 
+# the task mix of a config without `tasks:` (and of every `lightvid distill` run): FrameSpec kind -> weight
+DEFAULT_TASKS = {"image_to_video": 0.3, "interpolate": 0.2, "extend": 0.2, "random": 0.2, "unconditional": 0.1}
+
+
 @dataclass
 class TrainConfig:
     output_dir: str
@@ -85,8 +89,7 @@ class TrainConfig:
     patch: int = 1  # p×p pixel patches folded into channels (space-to-depth) before the UNet
     seed: int = 0
     fps: float = 8.0
-    tasks: dict = field(default_factory=lambda: {"image_to_video": 0.3, "interpolate": 0.2, "extend": 0.2,
-                                                 "random": 0.2, "unconditional": 0.1})
+    tasks: dict = field(default_factory=lambda: dict(DEFAULT_TASKS))
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
     # A native model folder whose weights start the run (finetuning; lightvid compress). `model` may then be
