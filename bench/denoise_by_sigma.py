@@ -1,12 +1,14 @@
 """How well a native model denoises held-out clips at each noise level: the training objective, measured.
 
     python bench/denoise_by_sigma.py runs/photo_v3/model [--task animate] [--clips 8] [--sigmas 80,10,2,0.5,0.1]
+                                     [--split train]
 
 For each σ, the mean squared error (pixels in [-1, 1]) of D(x0 + σ·noise; σ) on the generated frames of the
-first `clips` test clips, beside copying the nearest given frame (the still-video baseline). A model that
-samples well must beat the copy at every σ where sampling spends its steps; a curve that rises again at low σ
-means it cannot reproduce detail. Models that start from their hint (hint_residual) also get the hint's own
-MSE: a correction that does not beat it loses to the baseline the hint is (copy, or Farneback for native_flow).
+first `clips` test clips (or training-split clips, to watch a run without looking at the test set), beside
+copying the nearest given frame (the still-video baseline). A model that samples well must beat the copy at
+every σ where sampling spends its steps; a curve that rises again at low σ means it cannot reproduce detail.
+Models that start from their hint (hint_residual) also get the hint's own MSE: a correction that does not beat
+it loses to the baseline the hint is (copy, or Farneback for native_flow).
 Cheap (one UNet call per clip and σ), so it can watch a training run.
 """
 import argparse
@@ -28,11 +30,12 @@ def main() -> None:
                         help="which frames are given (as in `lightvid eval`)")
     parser.add_argument("--clips", type=int, default=8)
     parser.add_argument("--sigmas", default="80,10,2,0.5,0.1")
+    parser.add_argument("--split", default="test", choices=("test", "train"))
     args = parser.parse_args()
 
     pipe = NativePipeline.from_pretrained(model_folder(args.model))
     s = pipe.settings
-    data = build_dataset(pipe.facts["dataset"], split="test", num_frames=s.num_frames, size=s.height)
+    data = build_dataset(pipe.facts["dataset"], split=args.split, num_frames=s.num_frames, size=s.height)
     real = torch.stack([data[i][0] for i in range(args.clips)])  # (n, F, c, H, W)
     given = given_frames(args.task, s.num_frames).expand(args.clips, -1)  # (n, F)
     mask = given_mask(given, real)
@@ -41,7 +44,7 @@ def main() -> None:
     copy = torch.stack([BASELINES["copy_nearest"](clip, row) for clip, row in zip(real, given)])
     copy_mse = ((copy - real) ** 2)[generated.expand_as(real)].mean().item()
     g = torch.Generator().manual_seed(0)
-    print(f"{args.model}: {args.task}, {args.clips} test clips; copy-nearest MSE {copy_mse:.4f}")
+    print(f"{args.model}: {args.task}, {args.clips} {args.split} clips; copy-nearest MSE {copy_mse:.4f}")
     if s.prediction == "hint_residual":  # where sampling starts: what the network's correction must improve on
         hint = pipe.denoiser.net.start(real * mask, mask)
         print(f"hint MSE {((hint - real) ** 2)[generated.expand_as(real)].mean().item():.4f}")

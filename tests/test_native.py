@@ -147,17 +147,21 @@ def test_flow_hint_is_the_farneback_interpolation_between_given_frames():
     flags = torch.tensor([True, False, False, True, False, False])
     mask = flags.float()[None, :, None, None, None].expand(1, 6, 1, 32, 32).clone()
     given = clip[None] * mask
-    hint = nearest_given(given, mask)[0]
-    flow = flow_hint(given, mask, hint)
+    hint, _, offset = nearest_given(given, mask)
+    flow, flow_offset = flow_hint(given, mask, hint, offset)
     assert torch.equal(flow[0], farneback(clip, flags))  # frames 1-2 by flow; 4-5 copy frame 3, as before
     assert torch.equal(flow[0, 3:], hint[0, 3:]) and not torch.equal(flow[0, 1:3], hint[0, 1:3])
     assert ((flow[0, 1:3] - clip[1:3]) ** 2).mean() < ((hint[0, 1:3] - clip[1:3]) ** 2).mean()
+    # the flow-hinted frames' hint is at their own time: offset 0; copied frames keep their distance
+    assert offset[0, :, 0, 0, 0].tolist() == [0, -1, 1, 0, -1, -2]
+    assert flow_offset[0, :, 0, 0, 0].tolist() == [0, 0, 0, 0, -1, -2]
     # a per-pixel mask, or a single given frame: nothing to interpolate between, the nearest-given hint stays
     pixel_mask, one_frame = mask.clone(), mask.clone()
     pixel_mask[..., :4, :] = 0
     one_frame[:, 3] = 0
     for keep in (pixel_mask, one_frame):
-        assert torch.equal(flow_hint(given * keep, keep, hint), hint)
+        kept_hint, _, kept_offset = nearest_given(given * keep, keep)
+        assert all(map(torch.equal, flow_hint(given * keep, keep, kept_hint, kept_offset), (kept_hint, kept_offset)))
 
 
 def test_hint_residual_sampling_starts_from_the_hint_plus_noise():

@@ -60,6 +60,32 @@ def test_x0_loss_weight_is_edm_capped_at_snr_5(sigma, weight):
     assert loss.item() == pytest.approx(weight * 0.25, rel=1e-5)
 
 
+@pytest.mark.parametrize("frame_weight", ["uniform", "hint_relative"])
+def test_hint_relative_loss_weighs_each_frame_by_its_hint_error(frame_weight):
+    # a net whose estimate is its hint, off by 0.1 on frame 1 and 0.01 on frame 2 (frame 0 given): uniform
+    # weighting sees frame 2's error hardly at all, hint_relative counts each frame's error relative to the hint's
+    from lightvid.diffusion import Denoiser
+    from lightvid.train.objective import HINT_MSE_FLOOR, denoising_loss
+
+    clean = torch.zeros(1, 3, 1, 4, 4)
+    hint = clean + torch.tensor([0.0, 0.1, 0.01])[None, :, None, None, None]
+
+    class HintCopy:
+        def start(self, given, mask):
+            return hint
+
+        def __call__(self, x, c_noise, given, mask):
+            return hint
+
+    denoiser = Denoiser(HintCopy(), prediction="x0", sigma_data=0.5)
+    loss = denoising_loss(denoiser, clean, torch.tensor([[True, False, False]]), torch.Generator().manual_seed(0),
+                          p_mean=0.0, p_std=0.0, frame_weight=frame_weight)
+    errors = torch.tensor([0.1 ** 2, 0.01 ** 2])
+    if frame_weight == "hint_relative":
+        errors = errors / (errors + HINT_MSE_FLOOR)  # 0.990 and 0.5: a frame the hint nails still counts
+    assert loss.item() == pytest.approx((1 + 0.25) / 0.25 * errors.mean().item(), rel=1e-5)
+
+
 def test_resume_check_accepts_fields_newer_than_the_run(tmp_path):
     import json
     from dataclasses import asdict
@@ -93,6 +119,10 @@ def test_config_errors_are_one_line(tmp_path):
         config_from_dict({**raw, "diffusion": {"prediction": "eps"}})
     with pytest.raises(LightvidError, match=r"hint_residual needs model\.conditioning native_nearest or native_flow"):
         config_from_dict({**raw, "diffusion": {"prediction": "hint_residual"}})
+    with pytest.raises(LightvidError, match=r"'hint_relative' .*needs diffusion\.prediction hint_residual"):
+        config_from_dict({**raw, "diffusion": {"frame_weight": "hint_relative"}})
+    with pytest.raises(LightvidError, match="frame_weight 'psnr' is not one of uniform, hint_relative"):
+        config_from_dict({**raw, "diffusion": {"frame_weight": "psnr"}})
     with pytest.raises(LightvidError, match="unknown task"):
         config_from_dict({**raw, "tasks": {"dance": 1.0}})
     with pytest.raises(LightvidError, match="task weights"):

@@ -12,9 +12,9 @@ Three input layouts, per frame (`UNetConfig.conditioning`):
   what lets a CPU-sized photo model keep a photo's detail across 16 frames.
 - "native_flow": the same channels, but a frame between two given frames (whole frames) gets their optical-flow
   interpolation as its hint (OpenCV Farneback, the `farneback` baseline of lightvid.eval) instead of the nearer
-  of the two. Interpolation then starts from what flow alone achieves and the network corrects it (flow-guided
-  refinement, as learned frame interpolators do); frames with a given frame on one side only, and per-pixel
-  masks, keep the nearest given frame.
+  of the two, with offset 0 (the hint is already at the frame's time). Interpolation then starts from what flow
+  alone achieves and the network corrects it (flow-guided refinement, as learned frame interpolators do); frames
+  with a given frame on one side only, and per-pixel masks, keep the nearest given frame.
 The mask is 1 where pixels are given (whole frames, or parts of frames for inpainting). Tasks differ only in
 the mask: image-to-video, interpolation, extension, loops (MarDini's any-frames masking).
 
@@ -35,23 +35,31 @@ NATIVE_MODES = ("native", "native_nearest", "native_flow")
 HINTED_MODES = ("native_nearest", "native_flow")  # the same input channels: a model may switch between them
 
 
-def flow_hint(given: torch.Tensor, mask: torch.Tensor, hint: torch.Tensor) -> torch.Tensor:
-    """`hint` with every frame that lies between two given frames replaced by their Farneback interpolation.
+def flow_hint(given: torch.Tensor, mask: torch.Tensor, hint: torch.Tensor,
+              offset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(hint, offset) with every frame that lies between two given frames hinted by their Farneback interpolation.
 
-    given, hint: (b, f, c, h, w); mask: (b, f, 1, h, w). Only clips whose mask gives whole frames, at least two,
-    are changed (flow needs whole frames on both sides); the rest keep their nearest-given hint. The flow is not
+    given, hint: (b, f, c, h, w); mask, offset: (b, f, 1, h, w), as nearest_given returns them. Only clips whose
+    mask gives whole frames, at least two, are changed (flow needs whole frames on both sides); the rest keep
+    their nearest-given hint. A flow-hinted frame's offset becomes 0: its hint is estimated at the frame's own
+    time, so nothing is left to move by the distance to a given frame (with that distance in the offset, the
+    network moved the flow interpolation again, as it must move a copied frame). The flow is not
     differentiable and needs no gradient: it reads given frames only.
     """
     from lightvid.eval.baselines import farneback  # eval imports nothing from models: no import cycle
 
-    out = hint.clone()
+    hint, offset = hint.clone(), offset.clone()
     for b in range(given.shape[0]):
         per_frame = mask[b].flatten(1)  # (f, 1·h·w)
         whole = bool((per_frame.amax(1) == per_frame.amin(1)).all())
         flags = per_frame[:, 0] > 0.5  # (f,) bool
         if whole and int(flags.sum()) >= 2:
-            out[b] = farneback(given[b].detach().float(), flags).to(out)
-    return out
+            hint[b] = farneback(given[b].detach().float(), flags).to(hint)
+            given_at = flags.nonzero().flatten()
+            between = torch.zeros_like(flags)
+            between[int(given_at[0]):int(given_at[-1]) + 1] = True
+            offset[b, between & ~flags] = 0  # frames that farneback interpolated (the rest copy, as before)
+    return hint, offset
 
 
 def nearest_given(given: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -123,7 +131,7 @@ class NativeNet(nn.Module):
             return cached[2]
         hint, hinted, offset = nearest_given(given, mask)
         if self.unet.config.conditioning == "native_flow":
-            hint = flow_hint(given, mask, hint)
+            hint, offset = flow_hint(given, mask, hint, offset)
         self._last_hint = (given, mask, (hint, hinted, offset))
         return hint, hinted, offset
 

@@ -9,6 +9,7 @@ from lightvid.models import UNetConfig
 from lightvid.models.native import HINTED_MODES, NATIVE_MODES, PREDICTIONS, native_channels
 
 from .masking import TASKS
+from .objective import FRAME_WEIGHTS
 
 
 @dataclass
@@ -17,7 +18,9 @@ class DiffusionConfig:
 
     prediction: what the network outputs: "edm" (EDM's F, which mixes the noise in at low σ), "x0" (the clean
     clip, for networks whose finest level is too narrow to carry the noise; see objective.py) or "hint_residual"
-    (x0 minus the nearest given frame; see models/native.py)."""
+    (x0 minus the nearest given frame; see models/native.py).
+    frame_weight: "uniform" or "hint_relative" (each frame's error over its hint's; hint_residual only), see
+    train/objective.py."""
     sigma_data: float = 0.5
     prediction: str = "edm"
     p_mean: float = -1.2
@@ -26,6 +29,7 @@ class DiffusionConfig:
     sigma_max: float = 80.0
     sample_steps: int = 25
     sampler: str = "heun"
+    frame_weight: str = "uniform"
 
 
 @dataclass
@@ -160,6 +164,10 @@ def config_from_dict(raw: dict) -> TrainConfig:
     if prediction not in PREDICTIONS or (prediction == "hint_residual" and mode not in HINTED_MODES):
         raise LightvidError(f"config: diffusion.prediction '{prediction}' is not one of {', '.join(PREDICTIONS)} "
                             f"(hint_residual needs model.conditioning {' or '.join(HINTED_MODES)})")
+    if config.diffusion.frame_weight not in FRAME_WEIGHTS or (
+            config.diffusion.frame_weight == "hint_relative" and prediction != "hint_residual"):
+        raise LightvidError(f"config: diffusion.frame_weight '{config.diffusion.frame_weight}' is not one of "
+                            f"{', '.join(FRAME_WEIGHTS)} (hint_relative needs diffusion.prediction hint_residual)")
     if config.distill is not None:
         _check_distill(config.distill)
     if "name" not in config.data:

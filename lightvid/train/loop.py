@@ -239,7 +239,8 @@ def train(config: TrainConfig, max_steps: int | None = None, progress: bool = Tr
         logs = {}
         with accelerator.autocast():
             if distill is None:
-                loss = denoising_loss(denoiser, clips, given, g, config.diffusion.p_mean, config.diffusion.p_std)
+                loss = denoising_loss(denoiser, clips, given, g, config.diffusion.p_mean, config.diffusion.p_std,
+                                      config.diffusion.frame_weight)
             else:
                 loss, logs, fake = distill.generator_loss(denoiser, clips, given, g)
             if gates is not None:
