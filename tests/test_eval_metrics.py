@@ -167,6 +167,24 @@ def test_farneback_beats_linear_blend_on_translation(channels):
     assert (gains[1:4] > 8.0).all()
 
 
+def test_farneback_warps_are_the_baselines_parts_and_know_where_they_leave_the_frame():
+    from lightvid.eval.baselines import farneback_warps
+
+    clip = translated_texture(3, (0, 3), channels=3)  # 6 px to the right from frame 0 to frame 2
+    given = mask(3, 0, 2)
+    warps = farneback_warps(clip, given)
+    assert list(warps) == [1] and warps[1].t == 0.5
+    middle = torch.from_numpy(warps[1].blend()).permute(2, 0, 1)
+    assert torch.equal(farneback(clip, given)[1], middle)
+    # frame 1 at x saw frame 0 at x - 3 and frame 2 at x + 3: the 3 columns at the left edge are not in frame 0,
+    # the 3 at the right edge not in frame 2; everything else is in both
+    expected_a, expected_b = np.ones(64, np.float32), np.ones(64, np.float32)
+    expected_a[:3], expected_b[-3:] = 0, 0
+    assert np.array_equal(warps[1].inside_a.mean(0), expected_a)
+    assert np.array_equal(warps[1].inside_b.mean(0), expected_b)
+    assert farneback_warps(clip, mask(3, 0)) == {}  # one given frame: nothing lies between two
+
+
 @pytest.mark.parametrize("name", sorted(BASELINES))
 def test_baselines_reject_bad_input(name):
     fill = BASELINES[name]

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from lightvid.errors import LightvidError
-from lightvid.models.native import NativeNet, flow_hint, nearest_given
+from lightvid.models.native import NativeNet, flow_hint, nearest_given, widen_for_blend
 from lightvid.pipelines.native import NativePipeline
 from lightvid.tasks import extend, image_to_video, interpolate, loop
 from native_fixtures import tiny_native
@@ -25,7 +25,8 @@ SPECS = {
 
 @pytest.mark.parametrize("channels,patch,conditioning,prediction", [
     (1, 1, "native", "edm"), (3, 1, "native", "edm"), (3, 2, "native", "edm"), (3, 2, "native_nearest", "edm"),
-    (3, 2, "native_nearest", "hint_residual"), (3, 2, "native_flow", "hint_residual")])
+    (3, 2, "native_nearest", "hint_residual"), (3, 2, "native_flow", "hint_residual"),
+    (3, 2, "native_flow_blend", "hint_residual")])
 @pytest.mark.parametrize("task", sorted(SPECS))
 def test_every_task_runs_and_keeps_given_frames(channels, patch, conditioning, prediction, task):
     pipe = tiny_native(channels, patch, conditioning=conditioning, prediction=prediction)
@@ -68,7 +69,7 @@ def test_hint_residual_adds_the_nearest_given_frame_and_sampling_starts_there():
         assert torch.allclose(net(x, c, given, mask), plain(x, c, given, mask) + given[:, 2:3], atol=1e-6)
     assert torch.equal(net.start(given, mask), given[:, 2:3].expand_as(given))  # sampling starts at the hint
     assert torch.equal(plain.start(given, mask), torch.zeros_like(given))  # other models: at zero
-    with pytest.raises(LightvidError, match="needs a 'native_nearest' or 'native_flow' model"):
+    with pytest.raises(LightvidError, match="needs a 'native_nearest', 'native_flow' or 'native_flow_blend' model"):
         NativeNet(tiny_native(3, 2).unet, 2, hint_skip=True)
 
 
@@ -141,27 +142,59 @@ def test_nearest_conditioning_shows_every_frame_the_given_frame():
 
 def test_flow_hint_is_the_farneback_interpolation_between_given_frames():
     from lightvid.data.camera_motion import CameraMotion
-    from lightvid.eval.baselines import farneback
+    from lightvid.eval.baselines import farneback, farneback_warps
 
     clip, _ = CameraMotion(split="test", num_frames=6, size=32)[0]  # (6, 3, 32, 32), a real camera move
     flags = torch.tensor([True, False, False, True, False, False])
     mask = flags.float()[None, :, None, None, None].expand(1, 6, 1, 32, 32).clone()
     given = clip[None] * mask
     hint, _, offset = nearest_given(given, mask)
-    flow, flow_offset = flow_hint(given, mask, hint, offset)
+    flow, flow_offset, blend = flow_hint(given, mask, hint, offset)
     assert torch.equal(flow[0], farneback(clip, flags))  # frames 1-2 by flow; 4-5 copy frame 3, as before
     assert torch.equal(flow[0, 3:], hint[0, 3:]) and not torch.equal(flow[0, 1:3], hint[0, 1:3])
     assert ((flow[0, 1:3] - clip[1:3]) ** 2).mean() < ((hint[0, 1:3] - clip[1:3]) ** 2).mean()
     # the flow-hinted frames' hint is at their own time: offset 0; copied frames keep their distance
     assert offset[0, :, 0, 0, 0].tolist() == [0, -1, 1, 0, -1, -2]
     assert flow_offset[0, :, 0, 0, 0].tolist() == [0, 0, 0, 0, -1, -2]
+    # the blend inputs are the parts of frames 1-2's flow hints, [from_b - from_a ‖ inside_a ‖ inside_b ‖ t]
+    for i, warp in farneback_warps(clip, flags).items():
+        parts = [torch.from_numpy(warp.from_b - warp.from_a).permute(2, 0, 1),
+                 torch.from_numpy(warp.inside_a)[None], torch.from_numpy(warp.inside_b)[None]]
+        assert torch.equal(blend[0, i, :5], torch.cat(parts)) and (blend[0, i, 5] == warp.t).all()
+    assert blend[0, 1, :3].abs().mean() > 0.01 and not blend[0, [0, 3, 4, 5]].any()  # zeros without a flow hint
     # a per-pixel mask, or a single given frame: nothing to interpolate between, the nearest-given hint stays
     pixel_mask, one_frame = mask.clone(), mask.clone()
     pixel_mask[..., :4, :] = 0
     one_frame[:, 3] = 0
     for keep in (pixel_mask, one_frame):
         kept_hint, _, kept_offset = nearest_given(given * keep, keep)
-        assert all(map(torch.equal, flow_hint(given * keep, keep, kept_hint, kept_offset), (kept_hint, kept_offset)))
+        kept = flow_hint(given * keep, keep, kept_hint, kept_offset)
+        assert torch.equal(kept[0], kept_hint) and torch.equal(kept[1], kept_offset) and not kept[2].any()
+
+
+def test_flow_blending_starts_at_the_flow_model_and_its_logit_reweighs_the_warps():
+    from lightvid.data.camera_motion import CameraMotion
+
+    flow_net = tiny_native(3, 2, conditioning="native_flow", prediction="hint_residual").denoiser.net
+    wide = NativeNet(widen_for_blend(flow_net.unet, 3, 2), 2, hint_skip=True)
+    clip, _ = CameraMotion(split="test", num_frames=5, size=16)[0]  # a real camera move: the two warps differ
+    mask = torch.zeros(1, 5, 1, 16, 16)
+    mask[:, [0, 4]] = 1
+    given, x, c = clip[None] * mask, torch.randn(1, 5, 3, 16, 16), torch.tensor([0.3])
+    with torch.no_grad():
+        before = flow_net(x, c, given, mask)
+        assert (wide(x, c, given, mask) - before).abs().max() < 1e-5  # zero new weights: the same x0
+        wide.unet.conv_out.bias[-4:] = 30.0  # the logit's 2x2 patch: every pixel takes frame 4's warp alone
+        after = wide(x, c, given, mask)
+    blend = wide._hint(given, mask)[3]
+    spread, t = blend[:, :, :3], blend[:, :, 5:6]  # (1, 5, 3, 16, 16), (1, 5, 1, 16, 16)
+    assert spread[:, 1:4].abs().mean() > 0.01
+    # x0 = hint + residual + (w - t)·spread with w = 1: moves by (1 - t)·spread; frames 0 and 4 do not move
+    assert torch.allclose(after - before, (1 - t) * spread, atol=1e-5)
+    with pytest.raises(LightvidError, match="needs hint_residual prediction"), torch.no_grad():
+        NativeNet(wide.unet, 2)(x, c, given, mask)
+    with pytest.raises(LightvidError, match="only a native_nearest or native_flow model can be widened"):
+        widen_for_blend(wide.unet, 3, 2)
 
 
 def test_hint_residual_sampling_starts_from_the_hint_plus_noise():

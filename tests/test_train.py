@@ -15,6 +15,8 @@ from safetensors.torch import load_file
 
 from lightvid.cli import main
 from lightvid.errors import LightvidError
+from lightvid.models.native import native_channels
+from lightvid.pipelines.native import NativePipeline
 from lightvid.train import config_from_dict, train
 from lightvid.train.masking import TASKS, sample_given_frames
 
@@ -119,6 +121,10 @@ def test_config_errors_are_one_line(tmp_path):
         config_from_dict({**raw, "diffusion": {"prediction": "eps"}})
     with pytest.raises(LightvidError, match=r"hint_residual needs model\.conditioning native_nearest or native_flow"):
         config_from_dict({**raw, "diffusion": {"prediction": "hint_residual"}})
+    in_channels, out_channels = native_channels(raw["data_channels"], 1, "native_flow_blend")  # no patches
+    blend = {"conditioning": "native_flow_blend", "in_channels": in_channels, "out_channels": out_channels}
+    with pytest.raises(LightvidError, match=r"native_flow_blend needs diffusion\.prediction hint_residual"):
+        config_from_dict({**raw, "model": {**raw["model"], **blend}})
     with pytest.raises(LightvidError, match=r"'hint_relative' .*needs diffusion\.prediction hint_residual"):
         config_from_dict({**raw, "diffusion": {"frame_weight": "hint_relative"}})
     with pytest.raises(LightvidError, match="frame_weight 'psnr' is not one of uniform, hint_relative"):
@@ -219,6 +225,28 @@ def test_finetuning_may_switch_a_hinted_model_to_flow_hints(tmp_path):
     other = {**raw, "output_dir": str(tmp_path / "other"), "model": {**raw["model"], "heads": [2, 2]}}
     with pytest.raises(LightvidError, match="its UNet config differs"):
         train(config_from_dict(other), progress=False)
+
+
+def test_finetuning_may_widen_a_flow_model_to_flow_blending(tmp_path):
+    import json
+
+    from native_fixtures import tiny_native
+
+    start = tiny_native(1, conditioning="native_flow", prediction="hint_residual")
+    start.save_pretrained(tmp_path / "start", extra={"trained_steps": 0, "dataset": "moving_mnist"})
+    model = json.loads((tmp_path / "start" / "config.json").read_text())
+    in_channels, out_channels = native_channels(1, 1, "native_flow_blend")
+    raw = {**tiny_config(tmp_path / "run", steps=1), "init_from": str(tmp_path / "start"),
+           "model": {**model, "conditioning": "native_flow_blend", "in_channels": in_channels,
+                     "out_channels": out_channels}, "diffusion": {"prediction": "hint_residual"}}
+    train(config_from_dict(raw), progress=False)
+    trained = NativePipeline.from_pretrained(tmp_path / "run" / "model").unet
+    assert trained.config.conditioning == "native_flow_blend"
+    assert trained.conv_in.weight.shape[1] == in_channels == 9  # 3 + 6: widened from native_flow's 1 * 2 + 3 = 5
+    back = {**raw, "output_dir": str(tmp_path / "back"), "init_from": str(tmp_path / "run" / "model"),
+            "model": {**model}}  # blend -> flow would drop trained channels: refused
+    with pytest.raises(LightvidError, match="its UNet config differs"):
+        train(config_from_dict(back), progress=False)
 
 
 def test_ranks_get_disjoint_slices_of_one_global_batch():

@@ -8,6 +8,7 @@ Frames before the first or after the last given frame copy the nearest given fra
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -109,24 +110,36 @@ def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     return out.reshape(image.shape)  # remap drops a single channel axis
 
 
-def farneback(frames: torch.Tensor, given) -> torch.Tensor:
-    """Optical-flow interpolation with OpenCV's Farneback dense flow between the two bracketing given frames.
+class FlowWarp(NamedTuple):
+    """One in-between frame of a Farneback interpolation: its time t in (0, 1) between given frames a < b, the
+    two given frames warped to that time, from_a / from_b (H, W, C) float32, and where each warp samples inside
+    its source frame, inside_a / inside_b (H, W) float32 in {0, 1} (outside, the warp repeats a border pixel)."""
 
-    frames: (F, C, H, W); given: (F,) bool -> (F, C, H, W). For given frames a < i < b and t = (i - a) / (b - a):
-    flows F_ab (a -> b) and F_ba (b -> a) are computed on uint8 luma with the FARNEBACK parameters, where
-    a(p) ≈ b(p + F_ab(p)). The flows from time t are approximated as in Super SloMo (Jiang et al. 2018, eq. 4):
-      F_ta = -(1 - t)·t·F_ab + t²·F_ba,    F_tb = (1 - t)²·F_ab - t·(1 - t)·F_ba,
-    (exact for constant motion), and I_t = (1 - t)·warp(x_a, F_ta) + t·warp(x_b, F_tb), warping all channels
-    bilinearly with replicated borders (no occlusion reasoning). Outside the given range, copy the nearest frame.
+    t: float
+    from_a: np.ndarray
+    from_b: np.ndarray
+    inside_a: np.ndarray
+    inside_b: np.ndarray
+
+    def blend(self) -> np.ndarray:
+        """The baseline's frame, (1 - t)·from_a + t·from_b, (H, W, C): no occlusion reasoning."""
+        return (1 - self.t) * self.from_a + self.t * self.from_b
+
+
+def farneback_warps(frames: torch.Tensor, given) -> dict[int, FlowWarp]:
+    """{frame index: FlowWarp} for every frame that lies between two given frames (see `farneback`).
+
+    frames: (F, C, H, W), only given rows read; given: (F,) bool. A learned model reads the parts (see
+    lightvid/models/native.py, "native_flow_blend"); the baseline blends them with fixed weights.
     """
     cv2 = _cv2()
 
     frames, given = _check(frames, given)
-    out = frames.clone()
-    flows: dict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = {}
+    h, w = frames.shape[-2:]
+    grid_y, grid_x = np.mgrid[0:h, 0:w].astype(np.float32)
+    warps, flows = {}, {}  # flows: (a, b) -> (F_ab, F_ba), computed once per pair of given frames
     for i, a, b in _brackets(given):
         if a is None or b is None:
-            out[i] = frames[b if a is None else a]
             continue
         if (a, b) not in flows:
             ga, gb = _gray_uint8(frames[a]), _gray_uint8(frames[b])
@@ -137,9 +150,33 @@ def farneback(frames: torch.Tensor, given) -> torch.Tensor:
         t = (i - a) / (b - a)
         f_ta = -(1 - t) * t * f_ab + t * t * f_ba
         f_tb = (1 - t) ** 2 * f_ab - t * (1 - t) * f_ba
-        xa, xb = _hwc(frames[a]), _hwc(frames[b])
-        mid = (1 - t) * _warp(xa, f_ta) + t * _warp(xb, f_tb)
-        out[i] = torch.from_numpy(mid).permute(2, 0, 1).to(out)
+
+        def inside(flow: np.ndarray) -> np.ndarray:  # (H, W): the sample point p + flow(p) lies in the frame
+            x, y = grid_x + flow[..., 0], grid_y + flow[..., 1]
+            return ((x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)).astype(np.float32)
+
+        warps[i] = FlowWarp(t, _warp(_hwc(frames[a]), f_ta), _warp(_hwc(frames[b]), f_tb), inside(f_ta), inside(f_tb))
+    return warps
+
+
+def farneback(frames: torch.Tensor, given) -> torch.Tensor:
+    """Optical-flow interpolation with OpenCV's Farneback dense flow between the two bracketing given frames.
+
+    frames: (F, C, H, W); given: (F,) bool -> (F, C, H, W). For given frames a < i < b and t = (i - a) / (b - a):
+    flows F_ab (a -> b) and F_ba (b -> a) are computed on uint8 luma with the FARNEBACK parameters, where
+    a(p) ≈ b(p + F_ab(p)). The flows from time t are approximated as in Super SloMo (Jiang et al. 2018, eq. 4):
+      F_ta = -(1 - t)·t·F_ab + t²·F_ba,    F_tb = (1 - t)²·F_ab - t·(1 - t)·F_ba,
+    (exact for constant motion), and I_t = (1 - t)·warp(x_a, F_ta) + t·warp(x_b, F_tb), warping all channels
+    bilinearly with replicated borders (no occlusion reasoning). Outside the given range, copy the nearest frame.
+    """
+    frames, given = _check(frames, given)
+    warps = farneback_warps(frames, given)
+    out = frames.clone()
+    for i, a, b in _brackets(given):
+        if i in warps:
+            out[i] = torch.from_numpy(warps[i].blend()).permute(2, 0, 1).to(out)
+        else:
+            out[i] = frames[b if a is None else a]
     return out
 
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, fields
 
 from lightvid.errors import LightvidError
 
-CONDITIONING_MODES = ("svd", "native", "native_nearest", "native_flow")
+CONDITIONING_MODES = ("svd", "native", "native_nearest", "native_flow", "native_flow_blend")
 
 
 @dataclass
@@ -40,7 +40,8 @@ class UNetConfig:
     # How a pipeline builds the input channels: "svd" = noisy latents ‖ image latents (+ CLIP token,
     # time ids); "native" = noisy ‖ given frames (zeros elsewhere) ‖ mask, one network for every task;
     # "native_nearest" also gives every frame its nearest given frame, "native_flow" the flow interpolation
-    # between given frames where there are two (see models/native.py).
+    # between given frames where there are two, "native_flow_blend" also the flow's parts, to reweigh them
+    # (see models/native.py).
     conditioning: str = "svd"
     # -- compressed architectures (written by lightvid.compress; the defaults are the uncompressed network) --
     # Single-token cross-attention stored folded as one linear layer, W_out·W_v (MobileVD's optimised

@@ -15,6 +15,13 @@ Three input layouts, per frame (`UNetConfig.conditioning`):
   of the two, with offset 0 (the hint is already at the frame's time). Interpolation then starts from what flow
   alone achieves and the network corrects it (flow-guided refinement, as learned frame interpolators do); frames
   with a given frame on one side only, and per-pixel masks, keep the nearest given frame.
+- "native_flow_blend": native_flow plus [from_b - from_a (c) ‖ inside_a ‖ inside_b ‖ t] (`in_channels = 3c + 6`),
+  the parts of each flow hint: the two given frames warped to the frame's time, where each warp samples inside
+  its frame, and t. The network outputs one more channel, a logit that reweighs the two warps per pixel:
+  x0 = hint + residual + (sigmoid(logit(t) + logit) - t)·(from_b - from_a). The fixed (1 - t, t) blend of the
+  Farneback baseline does no occlusion reasoning (a warp that samples outside its frame repeats a border pixel);
+  here the network learns visibility, as Super SloMo's visibility maps do. A zero logit gives the flow hint, so a
+  native_flow model widened with zero weights (`widen_for_blend`) starts exactly where it was. hint_residual only.
 The mask is 1 where pixels are given (whole frames, or parts of frames for inpainting). Tasks differ only in
 the mask: image-to-video, interpolation, extension, loops (MarDini's any-frames masking).
 
@@ -22,6 +29,9 @@ Pixel-space models may fold p×p pixel patches into channels first (space-to-dep
 UNet then runs at 1/p the resolution with p² times the channels — a free "autoencoder" that cuts the cost of the
 full-resolution levels by p².
 """
+from dataclasses import replace
+
+import numpy as np
 import torch
 from einops import rearrange
 from torch import nn
@@ -31,35 +41,44 @@ from lightvid.errors import LightvidError
 from .unet import SpaceTimeUNet
 
 OFFSET_FRAMES = 8.0  # frame offsets are fed divided by this: about unit range for 16-frame clips
-NATIVE_MODES = ("native", "native_nearest", "native_flow")
-HINTED_MODES = ("native_nearest", "native_flow")  # the same input channels: a model may switch between them
+NATIVE_MODES = ("native", "native_nearest", "native_flow", "native_flow_blend")
+HINTED_MODES = ("native_nearest", "native_flow", "native_flow_blend")  # a nearest-given or flow hint
+SWITCHABLE_MODES = ("native_nearest", "native_flow")  # the same input channels: a model may switch between them
 
 
 def flow_hint(given: torch.Tensor, mask: torch.Tensor, hint: torch.Tensor,
-              offset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(hint, offset) with every frame that lies between two given frames hinted by their Farneback interpolation.
+              offset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(hint, offset, blend) with every frame that lies between two given frames hinted by their Farneback
+    interpolation.
 
     given, hint: (b, f, c, h, w); mask, offset: (b, f, 1, h, w), as nearest_given returns them. Only clips whose
     mask gives whole frames, at least two, are changed (flow needs whole frames on both sides); the rest keep
     their nearest-given hint. A flow-hinted frame's offset becomes 0: its hint is estimated at the frame's own
     time, so nothing is left to move by the distance to a given frame (with that distance in the offset, the
-    network moved the flow interpolation again, as it must move a copied frame). The flow is not
-    differentiable and needs no gradient: it reads given frames only.
+    network moved the flow interpolation again, as it must move a copied frame).
+    blend: (b, f, c + 3, h, w), what a "native_flow_blend" network reads to reweigh the two warps that make a
+    flow hint: [from_b - from_a (c) ‖ inside_a ‖ inside_b ‖ t], zeros on frames without a flow hint (see
+    lightvid.eval.baselines.FlowWarp). The flow is not differentiable and needs no gradient: it reads given
+    frames only.
     """
-    from lightvid.eval.baselines import farneback  # eval imports nothing from models: no import cycle
+    from lightvid.eval.baselines import farneback_warps  # eval imports nothing from models: no import cycle
 
     hint, offset = hint.clone(), offset.clone()
+    c = hint.shape[2]
+    blend = hint.new_zeros((*hint.shape[:2], c + 3, *hint.shape[3:]))
     for b in range(given.shape[0]):
         per_frame = mask[b].flatten(1)  # (f, 1·h·w)
         whole = bool((per_frame.amax(1) == per_frame.amin(1)).all())
         flags = per_frame[:, 0] > 0.5  # (f,) bool
-        if whole and int(flags.sum()) >= 2:
-            hint[b] = farneback(given[b].detach().float(), flags).to(hint)
-            given_at = flags.nonzero().flatten()
-            between = torch.zeros_like(flags)
-            between[int(given_at[0]):int(given_at[-1]) + 1] = True
-            offset[b, between & ~flags] = 0  # frames that farneback interpolated (the rest copy, as before)
-    return hint, offset
+        if not whole or int(flags.sum()) < 2:
+            continue
+        for i, warp in farneback_warps(given[b].detach().float(), flags).items():
+            hint[b, i] = torch.from_numpy(warp.blend()).permute(2, 0, 1).to(hint)  # the farneback baseline
+            spread = torch.from_numpy(warp.from_b - warp.from_a).permute(2, 0, 1)  # (c, h, w)
+            inside = torch.from_numpy(np.stack([warp.inside_a, warp.inside_b]))  # (2, h, w)
+            blend[b, i] = torch.cat([spread, inside, torch.full_like(inside[:1], warp.t)]).to(blend)
+            offset[b, i] = 0
+    return hint, offset, blend
 
 
 def nearest_given(given: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -94,25 +113,36 @@ PREDICTIONS = {"edm": "edm", "x0": "x0", "hint_residual": "x0"}
 class NativeNet(nn.Module):
     """Adapts a native SpaceTimeUNet to the Denoiser signature `net(x_in, c_noise, given, mask)`.
 
-    hint_skip: add the hint to the output ("hint_residual" prediction; needs a mode of HINTED_MODES)."""
+    hint_skip: add the hint to the output ("hint_residual" prediction; needs a mode of HINTED_MODES; a
+    native_flow_blend network also reweighs its flow warps, see the module docstring)."""
 
     def __init__(self, unet: SpaceTimeUNet, patch: int = 1, hint_skip: bool = False):
         super().__init__()
         if hint_skip and unet.config.conditioning not in HINTED_MODES:
-            raise LightvidError("hint_residual prediction needs a 'native_nearest' or 'native_flow' model "
-                                "(the hint is its input)")
+            raise LightvidError("hint_residual prediction needs a 'native_nearest', 'native_flow' or "
+                                "'native_flow_blend' model (the hint is its input)")
         self.unet, self.patch, self.hint_skip = unet, patch, hint_skip
-        self._last_hint = None  # (given, mask, hint triple) of the last call, see _hint
+        self._last_hint = None  # (given, mask, _hint's tuple) of the last call, see _hint
 
     def forward(self, x_in: torch.Tensor, c_noise: torch.Tensor, given: torch.Tensor, mask: torch.Tensor):
         # x_in, given: (b, f, c, h, w); mask: (b, f, 1, h, w) in {0, 1}. Given pixels come in clean through
         # `given`; their noisy copy is zeroed so training and sampling see the same input whatever the sampler
         # state holds there (it is never trained and is replaced by the given pixels at the end).
+        blending = self.unet.config.conditioning == "native_flow_blend"
+        if blending and not self.hint_skip:  # (a discriminator may still read its unet_input and encoder)
+            raise LightvidError("a 'native_flow_blend' model needs hint_residual prediction (its extra output "
+                                "channel reweighs the flow hint)")
         sample, hint = self._inputs(x_in, given, mask)
         out = self.unet(sample, c_noise).float()
         p = self.patch
         out = rearrange(out, "b f (c p q) h w -> b f c (h p) (w q)", p=p, q=p)
-        return out + hint if self.hint_skip else out
+        if not blending:
+            return out + hint if self.hint_skip else out
+        blend = self._hint(given, mask)[3]  # (b, f, c + 3, h, w), cached: [spread ‖ inside_a ‖ inside_b ‖ t]
+        spread, t = blend[:, :, :-3], blend[:, :, -1:]
+        weight_b = torch.sigmoid(torch.logit(t, eps=1e-4) + out[:, :, -1:])  # = t at a zero logit
+        # spread and t are 0 on frames without a flow hint: their output is hint + residual
+        return hint + out[:, :, :-1] + (weight_b - t) * spread
 
     def unet_input(self, x_in: torch.Tensor, given: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The conditioning layout of the model's config, p×p patches folded into channels: (b, f, c_in, h/p, w/p)."""
@@ -123,23 +153,25 @@ class NativeNet(nn.Module):
         (it diffuses the change from the hint, so its prior mean is the hint), else zeros."""
         return self._hint(given, mask)[0] if self.hint_skip else torch.zeros_like(given)
 
-    def _hint(self, given, mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _hint(self, given, mask) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
         # A sampler calls the net 4-49 times with the same `given` and `mask` objects, and the flow hint costs
         # ~35 ms per 16-frame clip: the last result is kept, keyed by tensor identity (a new batch is new tensors).
         cached = self._last_hint
         if cached is not None and cached[0] is given and cached[1] is mask:
             return cached[2]
         hint, hinted, offset = nearest_given(given, mask)
-        if self.unet.config.conditioning == "native_flow":
-            hint, offset = flow_hint(given, mask, hint, offset)
-        self._last_hint = (given, mask, (hint, hinted, offset))
-        return hint, hinted, offset
+        blend = None
+        if self.unet.config.conditioning in ("native_flow", "native_flow_blend"):
+            hint, offset, blend = flow_hint(given, mask, hint, offset)
+        self._last_hint = (given, mask, (hint, hinted, offset, blend))
+        return hint, hinted, offset, blend
 
     def _inputs(self, x_in, given, mask) -> tuple[torch.Tensor, torch.Tensor | None]:
         hint = None
         if self.unet.config.conditioning in HINTED_MODES:
-            hint, hinted, offset = self._hint(given, mask)
-            sample = torch.cat([x_in * (1 - mask), hint, mask, hinted, offset / OFFSET_FRAMES], dim=2)
+            hint, hinted, offset, blend = self._hint(given, mask)
+            parts = [x_in * (1 - mask), hint, mask, hinted, offset / OFFSET_FRAMES]
+            sample = torch.cat(parts + ([blend] if self.unet.config.conditioning == "native_flow_blend" else []), 2)
         else:
             sample = torch.cat([x_in * (1 - mask), given, mask], dim=2)
         p = self.patch
@@ -149,5 +181,31 @@ class NativeNet(nn.Module):
 
 def native_channels(data_channels: int, patch: int = 1, conditioning: str = "native") -> tuple[int, int]:
     """(in_channels, out_channels) of a native UNet for `data_channels`-channel frames and p×p patches."""
+    if conditioning == "native_flow_blend":  # + [spread (c) ‖ inside_a ‖ inside_b ‖ t] in, + a blend logit out
+        return (3 * data_channels + 6) * patch ** 2, (data_channels + 1) * patch ** 2
     extra = 3 if conditioning in HINTED_MODES else 1
     return (2 * data_channels + extra) * patch ** 2, data_channels * patch ** 2
+
+
+def widen_for_blend(unet: SpaceTimeUNet, data_channels: int, patch: int) -> SpaceTimeUNet:
+    """A native_flow_blend copy of a native_nearest / native_flow network that computes the same x0.
+
+    The new input channels (appended after the old ones, in the same (c p q) channel order) get zero weights, and
+    the blend logit's output rows zero weights and bias: the widened network outputs the same residual and a zero
+    logit, i.e. the flow hint plus the old residual.
+    """
+    if unet.config.conditioning not in SWITCHABLE_MODES:
+        raise LightvidError(f"only a native_nearest or native_flow model can be widened for flow blending, "
+                            f"not '{unet.config.conditioning}'")
+    in_channels, out_channels = native_channels(data_channels, patch, "native_flow_blend")
+    config = replace(unet.config, conditioning="native_flow_blend", in_channels=in_channels,
+                     out_channels=out_channels)
+    wide = SpaceTimeUNet(config)
+    state = unet.state_dict()
+    for name in ("conv_in.weight", "conv_out.weight", "conv_out.bias"):
+        old = state[name]
+        grown = torch.zeros_like(wide.state_dict()[name])
+        grown[tuple(slice(0, n) for n in old.shape)] = old
+        state[name] = grown
+    wide.load_state_dict(state)
+    return wide.to(next(unet.parameters()).dtype)

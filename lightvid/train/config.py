@@ -164,6 +164,9 @@ def config_from_dict(raw: dict) -> TrainConfig:
     if prediction not in PREDICTIONS or (prediction == "hint_residual" and mode not in HINTED_MODES):
         raise LightvidError(f"config: diffusion.prediction '{prediction}' is not one of {', '.join(PREDICTIONS)} "
                             f"(hint_residual needs model.conditioning {' or '.join(HINTED_MODES)})")
+    if mode == "native_flow_blend" and prediction != "hint_residual":
+        raise LightvidError("config: model.conditioning native_flow_blend needs diffusion.prediction hint_residual "
+                            "(its extra output channel reweighs the flow hint)")
     if config.diffusion.frame_weight not in FRAME_WEIGHTS or (
             config.diffusion.frame_weight == "hint_relative" and prediction != "hint_residual"):
         raise LightvidError(f"config: diffusion.frame_weight '{config.diffusion.frame_weight}' is not one of "

@@ -21,7 +21,7 @@ from lightvid.diffusion import Denoiser
 from lightvid.errors import LightvidError
 from lightvid.io import atomic_dir, atomic_write
 from lightvid.models import SpaceTimeUNet
-from lightvid.models.native import HINTED_MODES, PREDICTIONS, NativeNet
+from lightvid.models.native import PREDICTIONS, SWITCHABLE_MODES, NativeNet, widen_for_blend
 from lightvid.pipelines.native import NativePipeline, NativeSettings
 
 from .config import TrainConfig
@@ -114,9 +114,13 @@ def _initial_weights(config: TrainConfig) -> SpaceTimeUNet:
     """The `init_from` model, checked against the run's model config and frame format."""
     start = NativePipeline.from_pretrained(config.init_from)
     saved = start.unet.config
-    if {saved.conditioning, config.model.conditioning} <= set(HINTED_MODES):
+    if {saved.conditioning, config.model.conditioning} <= set(SWITCHABLE_MODES):
         # native_nearest <-> native_flow: the same channels and weights, a new hint for in-between frames
         saved = replace(saved, conditioning=config.model.conditioning)
+    elif saved.conditioning in SWITCHABLE_MODES and config.model.conditioning == "native_flow_blend":
+        # zero weights on the new channels: the run starts from exactly the model it was given
+        start.unet = widen_for_blend(start.unet, start.settings.data_channels, start.settings.patch)
+        saved = start.unet.config
     if saved != config.model:
         raise LightvidError(f"init_from {config.init_from}: its UNet config differs from the config's 'model' "
                             "(leave 'model' out to use the folder's)")
