@@ -1,6 +1,6 @@
 """Native conditioning: one network for every task, told through its input channels which frames are given.
 
-Three input layouts, per frame (`UNetConfig.conditioning`):
+Four input layouts, per frame (`UNetConfig.conditioning`):
 - "native": [noisy frame (c) ‖ given frame, zeros where not given (c) ‖ mask (1)], `in_channels = 2c + 1`
   (Lumiere's (noisy, masked video, mask) conditioning). A generated frame sees given content only through
   the temporal layers.
@@ -171,7 +171,9 @@ class NativeNet(nn.Module):
         if self.unet.config.conditioning in HINTED_MODES:
             hint, hinted, offset, blend = self._hint(given, mask)
             parts = [x_in * (1 - mask), hint, mask, hinted, offset / OFFSET_FRAMES]
-            sample = torch.cat(parts + ([blend] if self.unet.config.conditioning == "native_flow_blend" else []), 2)
+            if self.unet.config.conditioning == "native_flow_blend":
+                parts.append(blend)
+            sample = torch.cat(parts, dim=2)
         else:
             sample = torch.cat([x_in * (1 - mask), given, mask], dim=2)
         p = self.patch
