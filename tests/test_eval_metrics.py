@@ -9,7 +9,17 @@ from scipy.ndimage import gaussian_filter
 from skimage.metrics import structural_similarity
 
 from lightvid.errors import LightvidError
-from lightvid.eval import BASELINES, copy_nearest, farneback, linear_blend, loop_seam, mnist_frame_mse, psnr, ssim
+from lightvid.eval import (
+    BASELINES,
+    copy_nearest,
+    farneback,
+    farneback_visible,
+    linear_blend,
+    loop_seam,
+    mnist_frame_mse,
+    psnr,
+    ssim,
+)
 
 
 def smooth_clip(rng, frames, channels, h, w, sigma=1.5) -> torch.Tensor:
@@ -167,7 +177,7 @@ def test_farneback_beats_linear_blend_on_translation(channels):
     assert (gains[1:4] > 8.0).all()
 
 
-def test_farneback_warps_are_the_baselines_parts_and_know_where_they_leave_the_frame():
+def test_farneback_warps_are_the_baselines_parts_and_know_where_they_leave_the_frame():  # and farneback_visible
     from lightvid.eval.baselines import farneback_warps
 
     clip = translated_texture(3, (0, 3), channels=3)  # 6 px to the right from frame 0 to frame 2
@@ -183,6 +193,14 @@ def test_farneback_warps_are_the_baselines_parts_and_know_where_they_leave_the_f
     assert np.array_equal(warps[1].inside_a.mean(0), expected_a)
     assert np.array_equal(warps[1].inside_b.mean(0), expected_b)
     assert farneback_warps(clip, mask(3, 0)) == {}  # one given frame: nothing lies between two
+    # farneback_visible: where one warp leaves its frame the other is used alone, elsewhere the same (1 - t, t)
+    weight = warps[1].visible_weight()  # (H, W), the weight of frame 2's warp
+    assert np.array_equal(weight.mean(0), np.r_[np.ones(3), np.full(58, 0.5), np.zeros(3)].astype(np.float32))
+    visible = farneback_visible(clip, given)
+    assert torch.allclose(visible[:, :, :, 3:-3], farneback(clip, given)[:, :, :, 3:-3], atol=1e-6)
+    edges = [0, 1, 2, 61, 62, 63]  # there the baseline blends in a replicated border pixel
+    truth = clip[1:2, ..., edges]
+    assert psnr(visible[1:2, ..., edges], truth) > psnr(middle[None, ..., edges], truth) + 3
 
 
 @pytest.mark.parametrize("name", sorted(BASELINES))

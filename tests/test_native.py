@@ -142,7 +142,7 @@ def test_nearest_conditioning_shows_every_frame_the_given_frame():
 
 def test_flow_hint_is_the_farneback_interpolation_between_given_frames():
     from lightvid.data.camera_motion import CameraMotion
-    from lightvid.eval.baselines import farneback, farneback_warps
+    from lightvid.eval.baselines import farneback, farneback_visible, farneback_warps
 
     clip, _ = CameraMotion(split="test", num_frames=6, size=32)[0]  # (6, 3, 32, 32), a real camera move
     flags = torch.tensor([True, False, False, True, False, False])
@@ -162,6 +162,12 @@ def test_flow_hint_is_the_farneback_interpolation_between_given_frames():
                  torch.from_numpy(warp.inside_a)[None], torch.from_numpy(warp.inside_b)[None]]
         assert torch.equal(blend[0, i, :5], torch.cat(parts)) and (blend[0, i, 5] == warp.t).all()
     assert blend[0, 1, :3].abs().mean() > 0.01 and not blend[0, [0, 3, 4, 5]].any()  # zeros without a flow hint
+    # visible=True (native_flow_blend): the hint is farneback_visible, the last blend channel its weight of from_b
+    visible, _, visible_blend = flow_hint(given, mask, hint, offset, visible=True)
+    assert torch.equal(visible[0], farneback_visible(clip, flags))
+    assert torch.equal(visible_blend[:, :, :5], blend[:, :, :5])
+    for i, warp in farneback_warps(clip, flags).items():
+        assert torch.equal(visible_blend[0, i, 5], torch.from_numpy(warp.visible_weight()))
     # a per-pixel mask, or a single given frame: nothing to interpolate between, the nearest-given hint stays
     pixel_mask, one_frame = mask.clone(), mask.clone()
     pixel_mask[..., :4, :] = 0
@@ -172,7 +178,7 @@ def test_flow_hint_is_the_farneback_interpolation_between_given_frames():
         assert torch.equal(kept[0], kept_hint) and torch.equal(kept[1], kept_offset) and not kept[2].any()
 
 
-def test_flow_blending_starts_at_the_flow_model_and_its_logit_reweighs_the_warps():
+def test_flow_blending_keeps_the_flow_models_residual_on_the_visible_hint_and_its_logit_reweighs_the_warps():
     from lightvid.data.camera_motion import CameraMotion
 
     flow_net = tiny_native(3, 2, conditioning="native_flow", prediction="hint_residual").denoiser.net
@@ -181,16 +187,18 @@ def test_flow_blending_starts_at_the_flow_model_and_its_logit_reweighs_the_warps
     mask = torch.zeros(1, 5, 1, 16, 16)
     mask[:, [0, 4]] = 1
     given, x, c = clip[None] * mask, torch.randn(1, 5, 3, 16, 16), torch.tensor([0.3])
+    hint, hinted, offset, blend = wide._hint(given, mask)  # the visible flow hint, and its parts
+    spread, w = blend[:, :, :3], blend[:, :, 5:6]  # (1, 5, 3, 16, 16), (1, 5, 1, 16, 16)
+    t = torch.tensor([0, 0.25, 0.5, 0.75, 0]).view(1, 5, 1, 1, 1)
+    assert spread[:, 1:4].abs().mean() > 0.01 and ((w != t)[:, 1:4]).any()  # some warps leave their frame here
+    flow_net._last_hint = (given, mask, (hint, hinted, offset, None))  # the old network, fed the same hint
     with torch.no_grad():
         before = flow_net(x, c, given, mask)
         assert (wide(x, c, given, mask) - before).abs().max() < 1e-5  # zero new weights: the same x0
         wide.unet.conv_out.bias[-4:] = 30.0  # the logit's 2x2 patch: every pixel takes frame 4's warp alone
         after = wide(x, c, given, mask)
-    blend = wide._hint(given, mask)[3]
-    spread, t = blend[:, :, :3], blend[:, :, 5:6]  # (1, 5, 3, 16, 16), (1, 5, 1, 16, 16)
-    assert spread[:, 1:4].abs().mean() > 0.01
-    # x0 = hint + residual + (w - t)·spread with w = 1: moves by (1 - t)·spread; frames 0 and 4 do not move
-    assert torch.allclose(after - before, (1 - t) * spread, atol=1e-5)
+    # x0 = hint + residual + (sigmoid(logit(w) + 30) - w)·spread: moves by (1 - w)·spread; frames 0, 4 do not move
+    assert torch.allclose(after - before, (1 - w) * spread, atol=1e-5)
     with pytest.raises(LightvidError, match="needs hint_residual prediction"), torch.no_grad():
         NativeNet(wide.unet, 2)(x, c, given, mask)
     with pytest.raises(LightvidError, match="only a native_nearest or native_flow model can be widened"):

@@ -28,8 +28,9 @@ def evaluate(
                                              "for FVD; none is bundled.")] = None,
     json_out: Annotated[str | None, typer.Option("--json", help="Also write the report to this .json file.")] = None,
 ):
-    """PSNR / SSIM (and Moving MNIST MSE per frame) on the generated frames, beside copy-nearest, linear-blend and
-    Farneback-flow baselines computed in the same run; the Fréchet distance in lightvid's own video encoder
+    """PSNR / SSIM (and Moving MNIST MSE per frame) on the generated frames, beside copy-nearest, linear-blend,
+    Farneback-flow and farneback_visible (Farneback, each warp dropped where it leaves its frame) baselines
+    computed in the same run; the Fréchet distance in lightvid's own video encoder
     features (FD-lightvid, not FVD), FVD with --i3d; median seconds per clip."""
     from lightvid.errors import LightvidError
     from lightvid.eval.evaluate import TASKS, save_report

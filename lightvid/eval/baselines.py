@@ -125,6 +125,19 @@ class FlowWarp(NamedTuple):
         """The baseline's frame, (1 - t)·from_a + t·from_b, (H, W, C): no occlusion reasoning."""
         return (1 - self.t) * self.from_a + self.t * self.from_b
 
+    def visible_weight(self) -> np.ndarray:
+        """The weight of from_b, (H, W) in [0, 1], when a warp counts only where it samples inside its frame:
+        t·inside_b / ((1 - t)·inside_a + t·inside_b), and t where both leave it (nothing better to go on).
+        Where both stay inside it is t, as in `blend`; where one leaves, the other warp is used alone."""
+        weight_a, weight_b = (1 - self.t) * self.inside_a, self.t * self.inside_b
+        total = weight_a + weight_b
+        return np.where(total > 0, weight_b / np.maximum(total, 1e-12), self.t).astype(np.float32)
+
+    def visible_blend(self) -> np.ndarray:
+        """The farneback_visible baseline's frame, (H, W, C): (1 - w)·from_a + w·from_b, w = visible_weight."""
+        weight = self.visible_weight()[..., None]
+        return (1 - weight) * self.from_a + weight * self.from_b
+
 
 def farneback_warps(frames: torch.Tensor, given) -> dict[int, FlowWarp]:
     """{frame index: FlowWarp} for every frame that lies between two given frames (see `farneback`).
@@ -159,6 +172,20 @@ def farneback_warps(frames: torch.Tensor, given) -> dict[int, FlowWarp]:
     return warps
 
 
+def _fill_by_flow(frames: torch.Tensor, given, blend) -> torch.Tensor:
+    """Frames between two given frames from `blend(FlowWarp) -> (H, W, C)`; outside the given range, copy the
+    nearest given frame. frames: (F, C, H, W); given: (F,) bool -> (F, C, H, W)."""
+    frames, given = _check(frames, given)
+    warps = farneback_warps(frames, given)
+    out = frames.clone()
+    for i, a, b in _brackets(given):
+        if i in warps:
+            out[i] = torch.from_numpy(blend(warps[i])).permute(2, 0, 1).to(out)
+        else:
+            out[i] = frames[b if a is None else a]
+    return out
+
+
 def farneback(frames: torch.Tensor, given) -> torch.Tensor:
     """Optical-flow interpolation with OpenCV's Farneback dense flow between the two bracketing given frames.
 
@@ -169,15 +196,16 @@ def farneback(frames: torch.Tensor, given) -> torch.Tensor:
     (exact for constant motion), and I_t = (1 - t)·warp(x_a, F_ta) + t·warp(x_b, F_tb), warping all channels
     bilinearly with replicated borders (no occlusion reasoning). Outside the given range, copy the nearest frame.
     """
-    frames, given = _check(frames, given)
-    warps = farneback_warps(frames, given)
-    out = frames.clone()
-    for i, a, b in _brackets(given):
-        if i in warps:
-            out[i] = torch.from_numpy(warps[i].blend()).permute(2, 0, 1).to(out)
-        else:
-            out[i] = frames[b if a is None else a]
-    return out
+    return _fill_by_flow(frames, given, FlowWarp.blend)
 
 
-BASELINES = {"copy_nearest": copy_nearest, "linear_blend": linear_blend, "farneback": farneback}
+def farneback_visible(frames: torch.Tensor, given) -> torch.Tensor:
+    """`farneback` with the simplest occlusion reasoning: a warp whose sample point leaves its frame (where
+    replicated border pixels would come in, e.g. content that enters the view during a camera move) gets weight 0
+    and the other warp is used alone (FlowWarp.visible_weight). A stronger baseline for learned interpolators,
+    which must do at least this well. frames: (F, C, H, W); given: (F,) bool -> (F, C, H, W)."""
+    return _fill_by_flow(frames, given, FlowWarp.visible_blend)
+
+
+BASELINES = {"copy_nearest": copy_nearest, "linear_blend": linear_blend, "farneback": farneback,
+             "farneback_visible": farneback_visible}

@@ -7,8 +7,9 @@ For each held-out clip (window = the model's num_frames), a task fixes which fra
     animate       the first frame given (image-to-video)
     loop          the first frame given at both ends of a window of num_frames: a loop of num_frames - 1 frames;
                   its seam is measured (PSNR/SSIM against the real clip say little here: a real clip is no loop)
-The model fills the other frames; so do the baselines (copy-nearest, linear blend, OpenCV Farneback flow) from
-the same given frames, in the same run. Metrics on the generated frames only: PSNR and SSIM (and Moving MNIST's
+The model fills the other frames; so do the baselines (copy-nearest, linear blend, OpenCV Farneback flow, and
+farneback_visible: Farneback with each warp dropped where it leaves its frame) from the same given frames, in
+the same run. Metrics on the generated frames only: PSNR and SSIM (and Moving MNIST's
 per-frame MSE), plus the Fréchet distance of whole clips to 256 real test clips in the features of lightvid's
 own video encoder when one is supplied (FD-lightvid; it is not FVD), and FVD itself when the user supplies an
 I3D network (lightvid bundles none). With tens of generated clips and 256-d features the distance is biased
@@ -35,8 +36,8 @@ TASKS = ("interpolate", "keyframes", "predict", "animate", "loop")
 KEYFRAME_STRIDE = 4
 FD_REFERENCE_CLIPS = 256  # real clips (of the evaluated split) for the Fréchet distance's reference statistics
 # which baselines can fill each task's frames from its given frames (Farneback needs frames on both sides)
-TASK_BASELINES = {"interpolate": ("copy_nearest", "linear_blend", "farneback"),
-                  "keyframes": ("copy_nearest", "linear_blend", "farneback"), "predict": ("copy_nearest",),
+FLOW_BASELINES = ("copy_nearest", "linear_blend", "farneback", "farneback_visible")
+TASK_BASELINES = {"interpolate": FLOW_BASELINES, "keyframes": FLOW_BASELINES, "predict": ("copy_nearest",),
                   "animate": ("copy_nearest",), "loop": ("copy_nearest",)}  # copy_nearest: a still video
 
 

@@ -15,13 +15,15 @@ Four input layouts, per frame (`UNetConfig.conditioning`):
   of the two, with offset 0 (the hint is already at the frame's time). Interpolation then starts from what flow
   alone achieves and the network corrects it (flow-guided refinement, as learned frame interpolators do); frames
   with a given frame on one side only, and per-pixel masks, keep the nearest given frame.
-- "native_flow_blend": native_flow plus [from_b - from_a (c) ‖ inside_a ‖ inside_b ‖ t] (`in_channels = 3c + 6`),
+- "native_flow_blend": native_flow plus [from_b - from_a (c) ‖ inside_a ‖ inside_b ‖ w] (`in_channels = 3c + 6`),
   the parts of each flow hint: the two given frames warped to the frame's time, where each warp samples inside
-  its frame, and t. The network outputs one more channel, a logit that reweighs the two warps per pixel:
-  x0 = hint + residual + (sigmoid(logit(t) + logit) - t)·(from_b - from_a). The fixed (1 - t, t) blend of the
-  Farneback baseline does no occlusion reasoning (a warp that samples outside its frame repeats a border pixel);
-  here the network learns visibility, as Super SloMo's visibility maps do. A zero logit gives the flow hint, so a
-  native_flow model widened with zero weights (`widen_for_blend`) starts exactly where it was. hint_residual only.
+  its frame, and w, the weight of from_b. The fixed (1 - t, t) blend of the Farneback baseline does no occlusion
+  reasoning (a warp that samples outside its frame repeats a border pixel); here the hint is the
+  `farneback_visible` baseline instead (w = t where both warps stay inside their frames, 0 or 1 where one
+  leaves, FlowWarp.visible_weight), and the network outputs one more channel, a logit that reweighs the two
+  warps per pixel beyond that, as Super SloMo's visibility maps do:
+  x0 = hint + residual + (sigmoid(logit(w) + logit) - sigmoid(logit(w)))·(from_b - from_a).
+  A zero logit gives the hint; `widen_for_blend` adds the new channels with zero weights. hint_residual only.
 The mask is 1 where pixels are given (whole frames, or parts of frames for inpainting). Tasks differ only in
 the mask: image-to-video, interpolation, extension, loops (MarDini's any-frames masking).
 
@@ -46,10 +48,10 @@ HINTED_MODES = ("native_nearest", "native_flow", "native_flow_blend")  # a neare
 SWITCHABLE_MODES = ("native_nearest", "native_flow")  # the same input channels: a model may switch between them
 
 
-def flow_hint(given: torch.Tensor, mask: torch.Tensor, hint: torch.Tensor,
-              offset: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+def flow_hint(given: torch.Tensor, mask: torch.Tensor, hint: torch.Tensor, offset: torch.Tensor,
+              visible: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(hint, offset, blend) with every frame that lies between two given frames hinted by their Farneback
-    interpolation.
+    interpolation (the `farneback` baseline; with visible=True, `farneback_visible`).
 
     given, hint: (b, f, c, h, w); mask, offset: (b, f, 1, h, w), as nearest_given returns them. Only clips whose
     mask gives whole frames, at least two, are changed (flow needs whole frames on both sides); the rest keep
@@ -57,7 +59,8 @@ def flow_hint(given: torch.Tensor, mask: torch.Tensor, hint: torch.Tensor,
     time, so nothing is left to move by the distance to a given frame (with that distance in the offset, the
     network moved the flow interpolation again, as it must move a copied frame).
     blend: (b, f, c + 3, h, w), what a "native_flow_blend" network reads to reweigh the two warps that make a
-    flow hint: [from_b - from_a (c) ‖ inside_a ‖ inside_b ‖ t], zeros on frames without a flow hint (see
+    flow hint: [from_b - from_a (c) ‖ inside_a ‖ inside_b ‖ w], w the weight the hint gives from_b (t, or
+    FlowWarp.visible_weight with visible=True), zeros on frames without a flow hint (see
     lightvid.eval.baselines.FlowWarp). The flow is not differentiable and needs no gradient: it reads given
     frames only.
     """
@@ -73,10 +76,12 @@ def flow_hint(given: torch.Tensor, mask: torch.Tensor, hint: torch.Tensor,
         if not whole or int(flags.sum()) < 2:
             continue
         for i, warp in farneback_warps(given[b].detach().float(), flags).items():
-            hint[b, i] = torch.from_numpy(warp.blend()).permute(2, 0, 1).to(hint)  # the farneback baseline
-            spread = torch.from_numpy(warp.from_b - warp.from_a).permute(2, 0, 1)  # (c, h, w)
-            inside = torch.from_numpy(np.stack([warp.inside_a, warp.inside_b]))  # (2, h, w)
-            blend[b, i] = torch.cat([spread, inside, torch.full_like(inside[:1], warp.t)]).to(blend)
+            weight = warp.visible_weight() if visible else np.full_like(warp.inside_a, warp.t)  # (h, w)
+            frame = warp.visible_blend() if visible else warp.blend()  # (h, w, c): the baseline's frame exactly
+            hint[b, i] = torch.from_numpy(frame).permute(2, 0, 1).to(hint)
+            spread = warp.from_b - warp.from_a  # (h, w, c)
+            parts = np.concatenate([spread, np.stack([warp.inside_a, warp.inside_b, weight], -1)], -1)
+            blend[b, i] = torch.from_numpy(parts).permute(2, 0, 1).to(blend)  # (c + 3, h, w)
             offset[b, i] = 0
     return hint, offset, blend
 
@@ -138,11 +143,11 @@ class NativeNet(nn.Module):
         out = rearrange(out, "b f (c p q) h w -> b f c (h p) (w q)", p=p, q=p)
         if not blending:
             return out + hint if self.hint_skip else out
-        blend = self._hint(given, mask)[3]  # (b, f, c + 3, h, w), cached: [spread ‖ inside_a ‖ inside_b ‖ t]
-        spread, t = blend[:, :, :-3], blend[:, :, -1:]
-        weight_b = torch.sigmoid(torch.logit(t, eps=1e-4) + out[:, :, -1:])  # = t at a zero logit
-        # spread and t are 0 on frames without a flow hint: their output is hint + residual
-        return hint + out[:, :, :-1] + (weight_b - t) * spread
+        blend = self._hint(given, mask)[3]  # (b, f, c + 3, h, w), cached: [spread ‖ inside_a ‖ inside_b ‖ w]
+        spread, logit_w = blend[:, :, :-3], torch.logit(blend[:, :, -1:], eps=1e-6)  # w in {0, 1} stays finite
+        change = torch.sigmoid(logit_w + out[:, :, -1:]) - torch.sigmoid(logit_w)  # exactly 0 at a zero logit
+        # spread is 0 on frames without a flow hint: their output is hint + residual
+        return hint + out[:, :, :-1] + change * spread
 
     def unet_input(self, x_in: torch.Tensor, given: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """The conditioning layout of the model's config, p×p patches folded into channels: (b, f, c_in, h/p, w/p)."""
@@ -162,7 +167,8 @@ class NativeNet(nn.Module):
         hint, hinted, offset = nearest_given(given, mask)
         blend = None
         if self.unet.config.conditioning in ("native_flow", "native_flow_blend"):
-            hint, offset, blend = flow_hint(given, mask, hint, offset)
+            hint, offset, blend = flow_hint(given, mask, hint, offset,
+                                            visible=self.unet.config.conditioning == "native_flow_blend")
         self._last_hint = (given, mask, (hint, hinted, offset, blend))
         return hint, hinted, offset, blend
 
@@ -183,18 +189,18 @@ class NativeNet(nn.Module):
 
 def native_channels(data_channels: int, patch: int = 1, conditioning: str = "native") -> tuple[int, int]:
     """(in_channels, out_channels) of a native UNet for `data_channels`-channel frames and p×p patches."""
-    if conditioning == "native_flow_blend":  # + [spread (c) ‖ inside_a ‖ inside_b ‖ t] in, + a blend logit out
+    if conditioning == "native_flow_blend":  # + [spread (c) ‖ inside_a ‖ inside_b ‖ w] in, + a blend logit out
         return (3 * data_channels + 6) * patch ** 2, (data_channels + 1) * patch ** 2
     extra = 3 if conditioning in HINTED_MODES else 1
     return (2 * data_channels + extra) * patch ** 2, data_channels * patch ** 2
 
 
 def widen_for_blend(unet: SpaceTimeUNet, data_channels: int, patch: int) -> SpaceTimeUNet:
-    """A native_flow_blend copy of a native_nearest / native_flow network that computes the same x0.
+    """A native_flow_blend copy of a native_nearest / native_flow network: the same residual, a zero logit.
 
     The new input channels (appended after the old ones, in the same (c p q) channel order) get zero weights, and
-    the blend logit's output rows zero weights and bias: the widened network outputs the same residual and a zero
-    logit, i.e. the flow hint plus the old residual.
+    the blend logit's output rows zero weights and bias. Its x0 is the old residual added to the visible flow hint,
+    the old model's x0 wherever both warps sample inside their frames (the hint differs only where one leaves).
     """
     if unet.config.conditioning not in SWITCHABLE_MODES:
         raise LightvidError(f"only a native_nearest or native_flow model can be widened for flow blending, "
