@@ -199,8 +199,8 @@ def widen_for_blend(unet: SpaceTimeUNet, data_channels: int, patch: int) -> Spac
     """A native_flow_blend copy of a native_nearest / native_flow network: the same residual, a zero logit.
 
     The new input channels (appended after the old ones, in the same (c p q) channel order) get zero weights, and
-    the blend logit's output rows zero weights and bias. Its x0 is the old residual added to the visible flow hint,
-    the old model's x0 wherever both warps sample inside their frames (the hint differs only where one leaves).
+    the blend logit's output rows zero weights and bias: fed the same hint, it outputs the old network's x0. Its
+    own hint differs from a native_flow hint only where a warp leaves its frame (farneback_visible drops it).
     """
     if unet.config.conditioning not in SWITCHABLE_MODES:
         raise LightvidError(f"only a native_nearest or native_flow model can be widened for flow blending, "
