@@ -197,7 +197,8 @@ def test_flow_blending_keeps_the_flow_models_residual_on_the_visible_hint_and_it
         assert (wide(x, c, given, mask) - before).abs().max() < 1e-5  # zero new weights: the same x0
         wide.unet.conv_out.bias[-4:] = 30.0  # the logit's 2x2 patch: every pixel takes frame 4's warp alone
         after = wide(x, c, given, mask)
-    # x0 = hint + residual + (sigmoid(logit(w) + 30) - w)·spread: moves by (1 - w)·spread; frames 0, 4 do not move
+    # x0 = hint + residual + (sigmoid(logit(w) + 30) - sigmoid(logit(w)))·spread, i.e. + (1 - w)·spread; frames 0
+    # and 4 (given, no flow hint) do not move
     assert torch.allclose(after - before, (1 - w) * spread, atol=1e-5)
     with pytest.raises(LightvidError, match="needs hint_residual prediction"), torch.no_grad():
         NativeNet(wide.unet, 2)(x, c, given, mask)
