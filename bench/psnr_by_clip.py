@@ -8,8 +8,9 @@ costs a hard 18 dB clip nothing. The train split (default) lets a run be watched
 
 Beside Farneback (the baseline, a fixed (1 - t, t) blend of its two warps) is printed `farneback_visible`: each
 warp weighted by (1 - t) or t only where it samples inside its frame (renormalised), the simplest visibility
-reasoning, and the hint a native_flow_blend model starts from. It says how much of a model's gain such a rule
-already gives.
+reasoning; and `farneback_global`, the same on flow whose camera motion is fitted first (keypoints + RANSAC), the
+hint of a native_flow_blend model whose config says flow "farneback_global" (the shipped photo). They say how
+much of a model's gain its hint already gives.
 """
 import argparse
 
@@ -35,7 +36,8 @@ def main() -> None:
     pipe = NativePipeline.from_pretrained(model_folder(args.model))
     s = pipe.settings
     data = build_dataset(pipe.facts["dataset"], split=args.split, num_frames=s.num_frames, size=s.height)
-    rows = {"model": [], "farneback": [], "farneback_visible": []}  # each: per clip, (generated frames,) PSNR
+    baselines = ("farneback", "farneback_visible", "farneback_global")
+    rows = {"model": [], **{name: [] for name in baselines}}  # each: per clip, (generated frames,) PSNR
     for i in range(args.clips):
         real, _ = data[i]  # (F, C, H, W)
         spec = task_spec("interpolate", real, s.fps)
@@ -43,7 +45,7 @@ def main() -> None:
         out = pipe(spec, steps=args.steps, sampler=args.sampler, generator=torch.Generator().manual_seed(i),
                    progress=False)
         rows["model"].append(psnr(out[generated], real[generated]))
-        for name in ("farneback", "farneback_visible"):
+        for name in baselines:
             filled = BASELINES[name](real * (~generated)[:, None, None, None], ~generated)
             rows[name].append(psnr(filled[generated], real[generated]))
     print(f"{args.model}: interpolation (first + last), {args.clips} {args.split} clips, PSNR dB")

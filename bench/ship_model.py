@@ -1,11 +1,13 @@
 """Copy a trained model into the package as an embedded default, weights stored in bfloat16.
 
-    python bench/ship_model.py MODEL_FOLDER NAME [--sampler S --steps N]    e.g. runs/photo/model photo
+    python bench/ship_model.py MODEL_FOLDER NAME [--sampler S --steps N --flow F]    e.g. runs/photo/model photo
     python bench/ship_model.py STUDENT_FOLDER NAME --student                e.g. runs/mnist-1step mnist
 
 bf16 storage halves the size (the shipped limit is 25 MB per model); weights are loaded back as float32, so
 the shipped model is the trained EMA model rounded to bf16 — the one `lightvid eval` measures. --sampler and
---steps replace the sampling defaults the training config wrote into pipeline.json (the model card says why).
+--steps replace the sampling defaults the training config wrote into pipeline.json (the model card says why);
+--flow replaces the flow behind a flow-hinted model's hint (UNetConfig.flow): the network's weights take the same
+inputs whichever flow made them.
 
 --student ships a `lightvid distill` output as NAME's default sampler: into NAME/<k>step/, named in NAME's
 pipeline.json, so every command samples NAME with it unless the user passes --steps or --sampler. Shipping a
@@ -19,6 +21,7 @@ from pathlib import Path
 import torch
 
 from lightvid.diffusion.samplers import SAMPLERS
+from lightvid.eval.baselines import FLOWS
 from lightvid.io import atomic_dir, atomic_write
 from lightvid.pipelines.native import PIPELINE_FILE, NativePipeline
 from lightvid.weights import EMBEDDED, WEIGHTS_DIR
@@ -26,11 +29,17 @@ from lightvid.weights import EMBEDDED, WEIGHTS_DIR
 MAX_SHIPPED_BYTES = 25_000_000  # per model folder
 
 
-def ship(model: Path, target: Path, sampler: str | None = None, steps: int | None = None) -> None:
-    """Write `model` to `target` in bf16 (keeping target's MODEL_CARD.md), with new sampling defaults if given."""
+def ship(model: Path, target: Path, sampler: str | None = None, steps: int | None = None,
+         flow: str | None = None) -> None:
+    """Write `model` to `target` in bf16 (keeping target's MODEL_CARD.md), with new sampling defaults and hint
+    flow if given."""
     pipe = NativePipeline.from_pretrained(model)
     pipe.settings.sampler = sampler or pipe.settings.sampler
     pipe.settings.steps = steps or pipe.settings.steps
+    if flow is not None:
+        if pipe.unet.config.conditioning not in ("native_flow", "native_flow_blend"):
+            raise SystemExit(f"{model}: --flow needs a flow-hinted model, not '{pipe.unet.config.conditioning}'")
+        pipe.unet.config.flow = flow
     if "dataset" not in pipe.facts:
         raise SystemExit(f"{model}: pipeline.json does not name its dataset (lightvid eval needs it)")
     pipe.facts.pop("student", None)
@@ -80,15 +89,17 @@ def main() -> None:
     parser.add_argument("name", choices=EMBEDDED)
     parser.add_argument("--sampler", choices=sorted(SAMPLERS), help="default sampler of the shipped model")
     parser.add_argument("--steps", type=int, help="default sampling steps of the shipped model")
+    parser.add_argument("--flow", choices=FLOWS, help="the flow behind the shipped model's hint")
     parser.add_argument("--student", action="store_true", help="MODEL is a distilled student of NAME: ship it as "
                         "NAME's default sampler")
     args = parser.parse_args()
     if args.student:
-        if args.sampler or args.steps:
-            raise SystemExit("--student ships the student's own sampling (its step count): no --sampler/--steps")
+        if args.sampler or args.steps or args.flow:
+            raise SystemExit("--student ships the student's own sampling (its step count) and hint: no "
+                             "--sampler/--steps/--flow")
         ship_student(args.model, WEIGHTS_DIR / args.name)
     else:
-        ship(args.model, WEIGHTS_DIR / args.name, args.sampler, args.steps)
+        ship(args.model, WEIGHTS_DIR / args.name, args.sampler, args.steps, args.flow)
 
 
 if __name__ == "__main__":

@@ -295,3 +295,17 @@ def test_a_shipped_student_samples_by_default_and_steps_choose_the_teacher(capsy
     assert not (tmp_path / "u.mp4").exists()
     ship.ship(teacher, model)  # a new teacher drops the student distilled from the old one
     assert "student" not in json.loads((model / "pipeline.json").read_text())
+
+
+def test_shipping_can_set_the_flow_behind_a_flow_hinted_models_hint(tmp_path, teacher):
+    ship = _ship_model_script()
+    flow_model = tiny_native(3, 2, 16, 5, conditioning="native_flow_blend", prediction="hint_residual")
+    flow_model.save_pretrained(tmp_path / "run", extra={"dataset": "camera_motion"})
+    ship.ship(tmp_path / "run", tmp_path / "model", flow="farneback_global")
+    shipped = NativePipeline.from_pretrained(tmp_path / "model")
+    assert shipped.unet.config.flow == "farneback_global"
+    trained = load_file(tmp_path / "run" / "model.safetensors")  # the weights themselves are unchanged
+    assert all(torch.equal(p, trained[k].to(torch.bfloat16).float()) for k, p in shipped.unet.state_dict().items())
+    with pytest.raises(SystemExit, match="--flow needs a flow-hinted model, not 'native'"):
+        ship.ship(teacher, tmp_path / "other", flow="farneback_global")
+    assert not (tmp_path / "other").exists()

@@ -178,6 +178,24 @@ def test_flow_hint_is_the_farneback_interpolation_between_given_frames():
         assert torch.equal(kept[0], kept_hint) and torch.equal(kept[1], kept_offset) and not kept[2].any()
 
 
+def test_a_model_whose_flow_is_farneback_global_is_hinted_by_that_baseline():
+    from lightvid.data.camera_motion import CameraMotion
+    from lightvid.eval.baselines import farneback_global, farneback_visible
+
+    clip = CameraMotion(split="test", num_frames=16, size=128)[30][0][::5]  # frames 0, 5, 10, 15: a fast move
+    flags = torch.tensor([True, False, False, True])
+    mask = flags.float()[None, :, None, None, None].expand(1, 4, 1, 128, 128).clone()
+    given = clip[None] * mask
+    pipe = tiny_native(3, 4, size=128, frames=4, conditioning="native_flow_blend", prediction="hint_residual")
+    pipe.denoiser.net.unet.config.flow = "farneback_global"  # as the shipped photo model's config.json says
+    hint = pipe.denoiser.net.start(given, mask)  # (1, 4, 3, 128, 128): where sampling starts
+    assert torch.equal(hint[0], farneback_global(clip, flags))
+    # measured on this clip: 14.68 dB by plain Farneback flow (visible), 32.49 with the camera motion compensated
+    error = {name: ((f(clip, flags)[1:3] - clip[1:3]) ** 2).mean() for name, f in
+             (("visible", farneback_visible), ("global", farneback_global))}
+    assert error["global"] < error["visible"] / 10, error
+
+
 def test_flow_blending_keeps_the_flow_models_residual_on_the_visible_hint_and_its_logit_reweighs_the_warps():
     from lightvid.data.camera_motion import CameraMotion
 

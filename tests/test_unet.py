@@ -123,6 +123,8 @@ def test_config_rejects_bad_fields():
         UNetConfig(channels=(32, 64), heads=(1,))
     with pytest.raises(LightvidError, match="unknown keys"):
         UNetConfig.from_dict({"chanels": [32]})
+    with pytest.raises(LightvidError, match="flow 'raft' is not one of farneback, farneback_global"):
+        UNetConfig(flow="raft")
 
 
 @torch.no_grad()

@@ -29,9 +29,10 @@ def evaluate(
     json_out: Annotated[str | None, typer.Option("--json", help="Also write the report to this .json file.")] = None,
 ):
     """PSNR / SSIM (and Moving MNIST MSE per frame) on the generated frames, beside copy-nearest, linear-blend,
-    Farneback-flow and farneback_visible (Farneback, each warp dropped where it leaves its frame) baselines
-    computed in the same run; the Fréchet distance in lightvid's own video encoder
-    features (FD-lightvid, not FVD), FVD with --i3d; median seconds per clip."""
+    Farneback-flow, farneback_visible (Farneback, each warp dropped where it leaves its frame) and
+    farneback_global (farneback_visible after the camera's motion is compensated) baselines computed in the same
+    run; the Fréchet distance in lightvid's own video encoder features (FD-lightvid, not FVD), FVD with --i3d;
+    median seconds per clip."""
     from lightvid.errors import LightvidError
     from lightvid.eval.evaluate import TASKS, save_report
     from lightvid.eval.evaluate import evaluate as run_eval

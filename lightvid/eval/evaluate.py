@@ -8,7 +8,8 @@ For each held-out clip (window = the model's num_frames), a task fixes which fra
     loop          the first frame given at both ends of a window of num_frames: a loop of num_frames - 1 frames;
                   its seam is measured (PSNR/SSIM against the real clip say little here: a real clip is no loop)
 The model fills the other frames; so do the baselines (copy-nearest, linear blend, OpenCV Farneback flow, and
-farneback_visible: Farneback with each warp dropped where it leaves its frame) from the same given frames, in
+farneback_visible: Farneback with each warp dropped where it leaves its frame; farneback_global: farneback_visible
+on flow whose global, camera motion is fitted first) from the same given frames, in
 the same run. Metrics on the generated frames only: PSNR and SSIM (and Moving MNIST's
 per-frame MSE), plus the Fréchet distance of whole clips to 256 real test clips in the features of lightvid's
 own video encoder when one is supplied (FD-lightvid; it is not FVD), and FVD itself when the user supplies an
@@ -36,7 +37,7 @@ TASKS = ("interpolate", "keyframes", "predict", "animate", "loop")
 KEYFRAME_STRIDE = 4
 FD_REFERENCE_CLIPS = 256  # real clips (of the evaluated split) for the Fréchet distance's reference statistics
 # which baselines can fill each task's frames from its given frames (Farneback needs frames on both sides)
-FLOW_BASELINES = ("copy_nearest", "linear_blend", "farneback", "farneback_visible")
+FLOW_BASELINES = ("copy_nearest", "linear_blend", "farneback", "farneback_visible", "farneback_global")
 TASK_BASELINES = {"interpolate": FLOW_BASELINES, "keyframes": FLOW_BASELINES, "predict": ("copy_nearest",),
                   "animate": ("copy_nearest",), "loop": ("copy_nearest",)}  # copy_nearest: a still video
 

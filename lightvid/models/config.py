@@ -6,6 +6,7 @@ L-1-i and has one ResBlock more (it also consumes the downsampler's skip), as in
 from dataclasses import asdict, dataclass, fields
 
 from lightvid.errors import LightvidError
+from lightvid.eval.baselines import FLOWS
 
 CONDITIONING_MODES = ("svd", "native", "native_nearest", "native_flow", "native_flow_blend")
 
@@ -43,6 +44,9 @@ class UNetConfig:
     # between given frames where there are two, "native_flow_blend" also the flow's parts, to reweigh them
     # (see models/native.py).
     conditioning: str = "svd"
+    # The optical flow behind a "native_flow" / "native_flow_blend" hint (lightvid.eval.baselines.FLOWS): plain
+    # "farneback", or "farneback_global", Farneback after the camera's affine motion is fitted and compensated.
+    flow: str = "farneback"
     # -- compressed architectures (written by lightvid.compress; the defaults are the uncompressed network) --
     # Single-token cross-attention stored folded as one linear layer, W_out·W_v (MobileVD's optimised
     # cross-attention): exact while the context is one token, which is all such a model then accepts.
@@ -101,6 +105,8 @@ class UNetConfig:
         if self.conditioning not in CONDITIONING_MODES:
             raise LightvidError(f"UNet config: conditioning '{self.conditioning}' is not one of "
                                 f"{', '.join(CONDITIONING_MODES)}")
+        if self.flow not in FLOWS:
+            raise LightvidError(f"UNet config: flow '{self.flow}' is not one of {', '.join(FLOWS)}")
 
     def head_width(self, level_channels: int, heads: int, funnel: bool = False) -> int:
         """q/k/v channels per attention head at a level: its channels / heads times attention_ratio (times

@@ -24,6 +24,9 @@ Four input layouts, per frame (`UNetConfig.conditioning`):
   warps per pixel beyond that, as Super SloMo's visibility maps do:
   x0 = hint + residual + (sigmoid(logit(w) + logit) - sigmoid(logit(w)))·(from_b - from_a).
   A zero logit gives the hint; `widen_for_blend` adds the new channels with zero weights. hint_residual only.
+The flow behind native_flow and native_flow_blend hints is `UNetConfig.flow`: plain Farneback, or
+"farneback_global", Farneback after the camera's affine motion (fitted to keypoint matches) is compensated, which
+follows camera moves of tens of pixels that plain Farneback loses (lightvid.eval.baselines.global_motion_flow).
 The mask is 1 where pixels are given (whole frames, or parts of frames for inpainting). Tasks differ only in
 the mask: image-to-video, interpolation, extension, loops (MarDini's any-frames masking).
 
@@ -49,9 +52,10 @@ SWITCHABLE_MODES = ("native_nearest", "native_flow")  # the same input channels:
 
 
 def flow_hint(given: torch.Tensor, mask: torch.Tensor, hint: torch.Tensor, offset: torch.Tensor,
-              visible: bool = False) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+              visible: bool = False, flow: str = "farneback") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """(hint, offset, blend) with every frame that lies between two given frames hinted by their Farneback
-    interpolation (the `farneback` baseline; with visible=True, `farneback_visible`).
+    interpolation (the `farneback` baseline; with visible=True, `farneback_visible`; with visible=True and
+    flow="farneback_global", `farneback_global`). flow: one of lightvid.eval.baselines.FLOWS.
 
     given, hint: (b, f, c, h, w); mask, offset: (b, f, 1, h, w), as nearest_given returns them. Only clips whose
     mask gives whole frames, at least two, are changed (flow needs whole frames on both sides); the rest keep
@@ -75,7 +79,7 @@ def flow_hint(given: torch.Tensor, mask: torch.Tensor, hint: torch.Tensor, offse
         flags = per_frame[:, 0] > 0.5  # (f,) bool
         if not whole or int(flags.sum()) < 2:
             continue
-        for i, warp in farneback_warps(given[b].detach().float(), flags).items():
+        for i, warp in farneback_warps(given[b].detach().float(), flags, flow).items():
             weight = warp.visible_weight() if visible else np.full_like(warp.inside_a, warp.t)  # (h, w)
             frame = warp.visible_blend() if visible else warp.blend()  # (h, w, c): the baseline's frame exactly
             hint[b, i] = torch.from_numpy(frame).permute(2, 0, 1).to(hint)
@@ -167,7 +171,7 @@ class NativeNet(nn.Module):
         hint, hinted, offset = nearest_given(given, mask)
         blend = None
         if self.unet.config.conditioning in ("native_flow", "native_flow_blend"):
-            hint, offset, blend = flow_hint(given, mask, hint, offset,
+            hint, offset, blend = flow_hint(given, mask, hint, offset, flow=self.unet.config.flow,
                                             visible=self.unet.config.conditioning == "native_flow_blend")
         self._last_hint = (given, mask, (hint, hinted, offset, blend))
         return hint, hinted, offset, blend
