@@ -1,11 +1,12 @@
 """Teacher vs distilled students, side by side in one run: speed and quality (issue #5's table).
 
     python bench/distill_table.py mnist runs/mnist-1step runs/mnist-4step [--teacher-steps 25,50]
-        [--teacher-renoise 1,4] [--clips 32]
+        [--teacher-renoise 1,4] [--clips 32] [--bf16]
 
 Rows: the teacher with its own sampler at each of --teacher-steps; the teacher with the students' sampler
 (re-noising, student_sigmas) at each of --teacher-renoise, i.e. what the same step count gives without
-distillation; then each student with its own defaults (its step count and the re-noising sampler).
+distillation; then each student with its own defaults (its step count and the re-noising sampler). With --bf16
+every row is followed by the same run with the network in bfloat16 (the commands' --bf16), measured in the same run.
 Columns, all on the first `clips` held-out test clips:
 - s per clip: median wall-clock of one interpolation clip (sampling; pixel-space models have no VAE to decode);
 - video-s per s: clip duration (frames / fps) over that;
@@ -34,15 +35,27 @@ def main() -> None:
     parser.add_argument("--teacher-renoise", default="", help="comma-separated step counts; '' for none")
     parser.add_argument("--clips", type=int, default=32)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--bf16", action="store_true", help="also run every row with the network in bfloat16")
     args = parser.parse_args()
 
-    teacher = NativePipeline.from_pretrained(model_folder(args.teacher))
+    dtypes = (torch.float32, torch.bfloat16) if args.bf16 else (torch.float32,)
+
+    def load(folder: str) -> dict:  # dtype -> pipeline
+        return {d: NativePipeline.from_pretrained(model_folder(folder), d) for d in dtypes}
+
+    def both(name: str, pipes: dict, steps, sampler) -> list:
+        return [(name + (", bf16" if d == torch.bfloat16 else ""), pipes[d], steps, sampler) for d in dtypes]
+
+    teachers = load(args.teacher)
+    teacher = teachers[torch.float32]
     own = teacher.settings.sampler
-    runs = [(f"teacher, {n} {own} steps", teacher, n, None) for n in _counts(args.teacher_steps)]
-    runs += [(f"teacher, {n} re-noising steps", teacher, n, "renoise") for n in _counts(args.teacher_renoise)]
+    runs = [r for n in _counts(args.teacher_steps) for r in both(f"teacher, {n} {own} steps", teachers, n, None)]
+    runs += [r for n in _counts(args.teacher_renoise)
+             for r in both(f"teacher, {n} re-noising steps", teachers, n, "renoise")]
     for folder in args.students:
-        student = NativePipeline.from_pretrained(model_folder(folder))
-        runs.append((f"student {Path(folder).name}, {student.settings.steps} steps", student, None, None))
+        students = load(folder)
+        steps = students[torch.float32].settings.steps
+        runs += both(f"student {Path(folder).name}, {steps} steps", students, None, None)
     dataset = teacher.facts["dataset"]
     encoder = VideoEncoder.load(WEIGHTS_DIR / "encoders" / f"{dataset}.safetensors")
     s = teacher.settings

@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from .app import app, check_positive
-from .tasks import Model, Sampler, Steps, sampling_args
+from .tasks import Bf16, Model, Sampler, Steps, sampling_args
 
 
 @app.command("eval")
@@ -17,6 +17,7 @@ def evaluate(
     seed: Annotated[int, typer.Option(help="Seed of the model's sampling noise (clip i uses seed + i).")] = 0,
     steps: Steps = None,
     sampler: Sampler = None,
+    bf16: Bf16 = False,
     dataset: Annotated[str | None, typer.Option(help="moving_mnist or camera_motion: whose clips are used "
                                                 "(default: the model's training dataset, from pipeline.json).")] = None,
     split: Annotated[str, typer.Option(help="test (held out, for reporting) or train (for choosing sampling "
@@ -49,7 +50,9 @@ def evaluate(
         raise LightvidError(f"--json {json_out}: expected a file path ending in .json")
     if no_fd and encoder is not None:
         raise LightvidError("--encoder and --no-fd contradict each other; pass one")
-    pipe, used, note = NativePipeline.for_sampling(model, steps, sampler)
+    import torch
+    pipe, used, note = NativePipeline.for_sampling(model, steps, sampler, torch.bfloat16 if bf16 else torch.float32)
+    used = f"{used} (bf16)" if bf16 else used
     if note is not None:
         typer.echo(note, err=True)
     dataset = dataset or pipe.facts.get("dataset")

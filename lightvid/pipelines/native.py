@@ -78,10 +78,11 @@ class NativePipeline:
         return cls(SpaceTimeUNet.from_pretrained(folder, dtype=dtype), settings, facts)
 
     @classmethod
-    def for_sampling(cls, model: str | Path, steps: int | None = None,
-                     sampler: str | None = None) -> tuple["NativePipeline", str, str | None]:
+    def for_sampling(cls, model: str | Path, steps: int | None = None, sampler: str | None = None,
+                     dtype: torch.dtype = torch.float32) -> tuple["NativePipeline", str, str | None]:
         """What a command samples for `--model model --steps steps --sampler sampler`: (pipeline, the name of
-        what was loaded, a note for the user when that is not `model` itself, else None).
+        what was loaded, a note for the user when that is not `model` itself, else None). dtype: the network's
+        (float32, the exact reference, or bfloat16, the fast path of `--bf16`).
 
         A model whose pipeline.json names a `student` (a few-step model distilled from it, kept in that subfolder)
         samples with the student unless the user chose --steps or --sampler: those mean the model itself. A
@@ -97,13 +98,14 @@ class NativePipeline:
             if not isinstance(student, str) or not (folder / student / PIPELINE_FILE).exists():
                 raise LightvidError(f"{folder / PIPELINE_FILE} names the student {student!r}, which is not a "
                                     f"model folder in {folder}")
-            pipe, used = cls.from_pretrained(folder / student), f"{model}/{student}"
+            pipe, used = cls.from_pretrained(folder / student, dtype), f"{model}/{student}"
             return pipe, used, (f"sampling with {used}, the {pipe.settings.steps}-step student distilled from "
                                 f"{model} (--steps N samples {model} itself)")
         own = (saved.get("steps"), saved.get("sampler"))
         if teacher is not None and chosen and (steps or own[0], sampler or own[1]) != own:
-            return cls.from_pretrained(model_folder(teacher)), str(teacher), f"sampling with the teacher {teacher}"
-        return cls.from_pretrained(folder), str(model), None
+            teacher_pipe = cls.from_pretrained(model_folder(teacher), dtype)
+            return teacher_pipe, str(teacher), f"sampling with the teacher {teacher}"
+        return cls.from_pretrained(folder, dtype), str(model), None
 
     def save_pretrained(self, folder, extra: dict | None = None) -> None:
         """UNet files + pipeline.json (plus `extra` facts such as training steps, kept for the model card)."""
