@@ -231,6 +231,19 @@ def test_farneback_global_follows_a_camera_pan_that_farneback_loses():
     assert torch.equal(farneback_global(clip, given)[[0, 4]], clip[[0, 4]])  # given frames unchanged
 
 
+def test_global_motion_flow_keeps_plain_farneback_when_the_global_fit_warps_worse(monkeypatch):
+    from lightvid.eval import baselines
+
+    clip = panned_photo(1, frames=2)  # 1 px: plain Farneback is right
+    ga, gb = baselines._gray_uint8(clip[0]), baselines._gray_uint8(clip[1])
+    plain = baselines._farneback_flow(ga, gb)
+    assert np.allclose(np.median(plain.reshape(-1, 2), 0), [-1, 0], atol=0.1)  # content moves 1 px left
+    good = baselines.global_motion_flow(ga, gb)
+    assert baselines._warp_error(ga, gb, good) <= baselines._warp_error(ga, gb, plain)
+    monkeypatch.setattr(baselines, "global_affine", lambda a, b: np.array([[1, 0, 20.0], [0, 1, -15.0]]))
+    assert np.array_equal(baselines.global_motion_flow(ga, gb), plain)  # a wrong fit: the plain flow is kept
+
+
 def test_farneback_global_without_a_global_fit_is_farneback_visible():
     from lightvid.eval.baselines import _gray_uint8, global_affine
 
