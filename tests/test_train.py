@@ -209,7 +209,7 @@ def test_shipped_configs_load(path, tmp_path):
     assert config.train.steps > 0
 
 
-def test_finetuning_may_switch_a_hinted_model_to_flow_hints(tmp_path):
+def test_finetuning_may_switch_a_hinted_model_to_flow_hints(tmp_path):  # and the hint's flow
     import json
 
     from native_fixtures import tiny_native
@@ -218,10 +218,11 @@ def test_finetuning_may_switch_a_hinted_model_to_flow_hints(tmp_path):
     start.save_pretrained(tmp_path / "start", extra={"trained_steps": 0, "dataset": "moving_mnist"})
     model = json.loads((tmp_path / "start" / "config.json").read_text())
     raw = {**tiny_config(tmp_path / "run", steps=1), "init_from": str(tmp_path / "start"),
-           "model": {**model, "conditioning": "native_flow"}, "diffusion": {"prediction": "hint_residual"}}
+           "model": {**model, "conditioning": "native_flow", "flow": "farneback_global"},
+           "diffusion": {"prediction": "hint_residual"}}
     train(config_from_dict(raw), progress=False)
     saved = json.loads((tmp_path / "run" / "model" / "config.json").read_text())
-    assert saved["conditioning"] == "native_flow"
+    assert saved["conditioning"] == "native_flow" and saved["flow"] == "farneback_global"
     other = {**raw, "output_dir": str(tmp_path / "other"), "model": {**raw["model"], "heads": [2, 2]}}
     with pytest.raises(LightvidError, match="its UNet config differs"):
         train(config_from_dict(other), progress=False)

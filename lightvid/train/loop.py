@@ -121,6 +121,7 @@ def _initial_weights(config: TrainConfig) -> SpaceTimeUNet:
         # zero weights on the new channels: the run starts from exactly the model it was given
         start.unet = widen_for_blend(start.unet, start.settings.data_channels, start.settings.patch)
         saved = start.unet.config
+    saved = replace(saved, flow=config.model.flow)  # the hint's flow: no weight depends on it
     if saved != config.model:
         raise LightvidError(f"init_from {config.init_from}: its UNet config differs from the config's 'model' "
                             "(leave 'model' out to use the folder's)")
