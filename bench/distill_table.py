@@ -12,7 +12,8 @@ Columns, all on the first `clips` held-out test clips:
 - video-s per s: clip duration (frames / fps) over that;
 - interpolation (first + last given): PSNR, SSIM, FD-lightvid;
 - loop (one given frame, num_frames - 1 frames on repeat): the seam ratio (jump last -> first over the median
-  frame step; 1 = as smooth as any step) and FD-lightvid.
+  frame step; 1 = as smooth as any step), the jump and the median step themselves in 8-bit gray levels (mean
+  |difference| × 255: on a nearly still loop the ratio divides by sub-level flicker), and FD-lightvid.
 Prints a markdown table; --json FILE saves the rows.
 """
 import argparse
@@ -71,12 +72,15 @@ def main() -> None:
         rows.append(dict(run=name, steps=interp.steps, seconds_per_clip=interp.seconds_per_clip,
                          video_seconds_per_second=duration / interp.seconds_per_clip, psnr=a["psnr"],
                          ssim=a["ssim"], fd_lightvid=a["fd_lightvid"], seam_ratio=b["seam_ratio"],
+                         seam_levels=b["seam_levels"], step_levels=b["step_levels"],
                          loop_fd_lightvid=b["fd_lightvid"]))
     print_table(f"{dataset}, {args.clips} held-out clips, {torch.get_num_threads()} threads",
                 ["run", "s per clip", "video-s per s", "interp. PSNR", "SSIM", "FD-lightvid", "loop seam ratio",
+                 "seam / step (levels)",
                  "loop FD"],
                 [[r["run"], f"{r['seconds_per_clip']:.2f}", f"{r['video_seconds_per_second']:.2f}", f"{r['psnr']:.2f}",
                   f"{r['ssim']:.3f}", f"{r['fd_lightvid']:.2f}", f"{r['seam_ratio']:.2f}",
+                  f"{r['seam_levels']:.2f} / {r['step_levels']:.2f}",
                   f"{r['loop_fd_lightvid']:.2f}"] for r in rows])
     save_rows(args.json, rows)
 

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-METRICS = ("psnr", "ssim", "mse_per_frame", "fd_lightvid", "seam_ratio")
+METRICS = ("psnr", "ssim", "mse_per_frame", "fd_lightvid", "seam_ratio", "seam_levels", "step_levels")
 
 for path in sorted(Path("bench/results").glob(f"{sys.argv[1]}_*.json")):
     report = json.loads(path.read_text())

@@ -21,6 +21,7 @@ from lightvid.eval import (
     psnr,
     ssim,
 )
+from lightvid.eval.evaluate import _scores
 
 
 def smooth_clip(rng, frames, channels, h, w, sigma=1.5) -> torch.Tensor:
@@ -116,6 +117,16 @@ def test_loop_seam():
     broken = torch.zeros(4, 1, 4, 4)
     broken[0] = 1.0  # steps 1, 0, 0 -> median 0, seam 0.5
     assert loop_seam(broken)["ratio"] == math.inf
+
+
+def test_eval_scores_give_the_loop_seam_in_gray_levels():
+    n = 12
+    ramp = (2 * torch.arange(n) / n - 1).view(n, 1, 1, 1).expand(n, 3, 16, 16)  # steps 1/n, seam (n-1)/n on [0, 1]
+    generated = torch.ones(n, dtype=torch.bool)
+    scores = _scores(ramp, ramp, generated, mnist=False, seam=True)
+    assert scores["seam_levels"] == pytest.approx(255 * (n - 1) / n) and scores["step_levels"] == pytest.approx(255 / n)
+    assert scores["seam_ratio"] == pytest.approx(n - 1)
+    assert "seam_levels" not in _scores(ramp, ramp, generated, mnist=False, seam=False)
 
 
 @pytest.mark.parametrize("metric", [psnr, ssim, mnist_frame_mse])

@@ -157,7 +157,12 @@ def test_eval_reports_model_and_baselines(capsys, tmp_path, mnist_model, task, r
     for method in rows:
         assert f"| {method} |" in out
         assert {"psnr", "ssim", "mse_per_frame"} <= set(report["results"][method])
-        assert ("seam_ratio" in report["results"][method]) == (task == "loop")
+        loop_metrics = {"seam_ratio", "seam_levels", "step_levels"}
+        assert (loop_metrics <= set(report["results"][method])) == (task == "loop")
+    if task == "loop":
+        still, model = report["results"]["copy_nearest"], report["results"]["model"]
+        assert still["seam_levels"] == still["step_levels"] == 0 and still["seam_ratio"] == 1  # a still video
+        assert model["step_levels"] > 0 and model["seam_levels"] >= 0
 
 
 def test_eval_split_chooses_the_clips(capsys, tmp_path, mnist_model):

@@ -159,7 +159,8 @@ def loop(image: Annotated[Path, typer.Argument(help="The first frame of the loop
          height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False):
     """A seamless loop starting at IMAGE: played on repeat, the last frame leads back to the first.
 
-    Prints the seam measure: the jump from the last frame back to the first beside the median frame-to-frame step.
+    Prints the seam measure: the jump from the last frame back to the first beside the median frame-to-frame step,
+    as mean absolute differences in 8-bit gray levels (0-255).
     """
     from lightvid.eval.metrics import loop_seam
     from lightvid.tasks import loop as looping
@@ -171,6 +172,6 @@ def loop(image: Annotated[Path, typer.Argument(help="The first frame of the loop
                      "one of them the repeated first frame)")
     video = pipe(looping(_picture(image, h, w), period, pipe.settings.fps), **args)
     seam = loop_seam(video)
-    typer.echo(f"loop seam: last->first step {seam['seam']:.4f}, median step {seam['median_step']:.4f}, "
-               f"max step {seam['max_step']:.4f} (ratio {seam['ratio']:.2f})")
+    typer.echo(f"loop seam: last->first step {255 * seam['seam']:.2f} gray levels, median step "
+               f"{255 * seam['median_step']:.2f}, max step {255 * seam['max_step']:.2f} (ratio {seam['ratio']:.2f})")
     _write(video, output, pipe.settings.fps, gif)

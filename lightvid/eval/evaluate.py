@@ -88,13 +88,17 @@ def task_spec(task: str, clip: torch.Tensor, fps: float) -> FrameSpec:
 
 def _scores(pred: torch.Tensor, real: torch.Tensor, generated: torch.Tensor, mnist: bool, seam: bool) -> dict:
     """Per-clip metrics on the generated frames. pred, real: (F, C, H, W) in [-1, 1]; generated: (F,) bool.
-    seam: add the loop seam ratio (jump last -> first over the median step; a still video counts as 1)."""
+    seam: add the loop seam: its ratio (jump last -> first over the median step; a still video counts as 1), and
+    the jump and the median step themselves in 8-bit gray levels (mean |difference| × 255). The ratio alone misleads
+    on a nearly still loop: it divides by steps far below one gray level, where any flicker swings it."""
     p, r = pred[generated], real[generated]
     out = {"psnr": psnr(p, r).mean().item(), "ssim": ssim(p, r).mean().item()}
     if mnist:
         out["mse_per_frame"] = mnist_frame_mse(p, r).mean().item()
     if seam:
-        out["seam_ratio"] = loop_seam(pred)["ratio"]
+        seam_stats = loop_seam(pred)  # on the [0, 1] scale
+        out.update(seam_ratio=seam_stats["ratio"], seam_levels=255 * seam_stats["seam"],
+                   step_levels=255 * seam_stats["median_step"])
     return out
 
 
