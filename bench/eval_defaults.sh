@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Quality of an embedded default model on its held-out test split, beside the baselines (one run per task).
-#   bash bench/eval_defaults.sh MODEL [CLIPS]     e.g. bash bench/eval_defaults.sh mnist 32
+#   bash bench/eval_defaults.sh MODEL [CLIPS] [STEPS]     e.g. bash bench/eval_defaults.sh mnist 32
 # Each task runs twice: with the model's defaults (its shipped few-step student if it has one, else its own
-# sampler and step count) and with --steps 1 (the model itself, one step from sigma_max: its posterior-mean
-# estimate, which PSNR favours). Writes
-# bench/results/<model>_<task>[_1step].json; `python bench/results_table.py MODEL` prints the tables.
+# sampler and step count) and with --steps STEPS (default 1: the model itself, one step from sigma_max: its
+# posterior-mean estimate, which PSNR favours; `photo`, whose default is 1 step, compares with 4). Writes
+# bench/results/<model>_<task>[_<STEPS>step].json; `python bench/results_table.py MODEL` prints the tables.
 set -euo pipefail
 MODEL=$1
 CLIPS=${2:-32}
+STEPS=${3:-1}
 LIGHTVID=${LIGHTVID:-.venv/bin/lightvid}
 case $MODEL in
     mnist) TASKS="keyframes interpolate predict loop" ;;
@@ -16,6 +17,6 @@ esac
 mkdir -p bench/results
 for task in $TASKS; do
     $LIGHTVID eval --model "$MODEL" --task "$task" --clips "$CLIPS" --json "bench/results/${MODEL}_${task}.json"
-    $LIGHTVID eval --model "$MODEL" --task "$task" --clips "$CLIPS" --steps 1 \
-        --json "bench/results/${MODEL}_${task}_1step.json"
+    $LIGHTVID eval --model "$MODEL" --task "$task" --clips "$CLIPS" --steps "$STEPS" \
+        --json "bench/results/${MODEL}_${task}_${STEPS}step.json"
 done
