@@ -11,9 +11,10 @@ Columns, all on the first `clips` held-out test clips:
 - s per clip: median wall-clock of one interpolation clip (sampling; pixel-space models have no VAE to decode);
 - video-s per s: clip duration (frames / fps) over that;
 - interpolation (first + last given): PSNR, SSIM, FD-lightvid;
-- loop (one given frame, num_frames - 1 frames on repeat): the seam ratio (jump last -> first over the median
-  frame step; 1 = as smooth as any step), the jump and the median step themselves in 8-bit gray levels (mean
-  |difference| × 255: on a nearly still loop the ratio divides by sub-level flicker), and FD-lightvid.
+- loop (num_frames - 1 frames on repeat from one given frame, made in two passes as `lightvid loop` does): the
+  seam ratio (jump last -> first over the median frame step; 1 = as smooth as any step), the jump and the median
+  step themselves in 8-bit gray levels (mean |difference| × 255: on a nearly still loop the ratio divides by
+  sub-level flicker), and FD-lightvid.
 Prints a markdown table; --json FILE saves the rows.
 """
 import argparse

@@ -159,18 +159,21 @@ def loop(image: Annotated[Path, typer.Argument(help="The first frame of the loop
          height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False):
     """A seamless loop starting at IMAGE: played on repeat, the last frame leads back to the first.
 
+    Two passes: image-to-video over the first half of the period, then the way back to IMAGE is generated with
+    those frames given (a one-pass loop, IMAGE at both ends, barely moves with a flow-hinted model).
+
     Prints the seam measure: the jump from the last frame back to the first beside the median frame-to-frame step,
     as mean absolute differences in 8-bit gray levels (0-255).
     """
     from lightvid.eval.metrics import loop_seam
-    from lightvid.tasks import loop as looping
+    from lightvid.pipelines.loops import sample_loop
 
     pipe, h, w, args = _setup(output, model, height, width, bf16, seed=seed, steps=steps, sampler=sampler,
                               guidance=guidance)
     window = pipe.settings.num_frames
     period = _frames(frames, window - 1, 3, window - 1, f"a loop with this model (its window is {window} frames, "
                      "one of them the repeated first frame)")
-    video = pipe(looping(_picture(image, h, w), period, pipe.settings.fps), **args)
+    video = sample_loop(pipe, _picture(image, h, w), period, **args)
     seam = loop_seam(video)
     typer.echo(f"loop seam: last->first step {255 * seam['seam']:.2f} gray levels, median step "
                f"{255 * seam['median_step']:.2f}, max step {255 * seam['max_step']:.2f} (ratio {seam['ratio']:.2f})")
