@@ -24,6 +24,37 @@ def test_a_loop_keeps_its_planned_way_out_and_returns_to_the_image():
     assert torch.equal(out, again) and not torch.equal(out, other)
     with pytest.raises(LightvidError, match="a loop needs num_frames"):
         sample_loop(pipe, image, 1)
+    with pytest.raises(LightvidError, match=r"needs a window of 10 .* window is 9 frames"):
+        sample_loop(pipe, image, 9)
+    short = sample_loop(pipe, image, 2, generator=torch.Generator().manual_seed(3), progress=False)
+    assert torch.equal(short, pipe(image_to_video(image, 2, 8.0), generator=torch.Generator().manual_seed(3),
+                                   progress=False))  # period 2: the first pass is the whole loop
+
+
+def test_the_loop_command_and_eval_make_loops_in_two_passes(capsys, monkeypatch, tmp_path):
+    import numpy as np
+    from cli_run import run
+    from PIL import Image
+
+    from lightvid.eval import evaluate as evaluation
+    from lightvid.pipelines.native import NativePipeline
+    from native_fixtures import save_tiny_native
+
+    folder = save_tiny_native(tmp_path / "tiny")  # window 5: a loop of 4 frames
+    image = torch.rand(3, 16, 16) * 2 - 1
+    Image.fromarray(((image + 1) * 127.5).round().byte().permute(1, 2, 0).numpy()).save(tmp_path / "in.png")
+    code, out, err = run(capsys, "loop", tmp_path / "in.png", "-o", f"{tmp_path}/l/", "--model", folder, "--seed", 7)
+    assert code == 0 and "gray levels" in out, err
+    frames = np.stack([np.asarray(Image.open(f)) for f in sorted((tmp_path / "l").glob("*.png"))])
+    pipe = NativePipeline.from_pretrained(folder)
+    given = torch.from_numpy(frames[0]).permute(2, 0, 1).float() / 127.5 - 1
+    expected = sample_loop(pipe, given, 4, generator=torch.Generator().manual_seed(7), progress=False)
+    assert np.array_equal(frames, ((expected + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
+
+    calls = []
+    monkeypatch.setattr(evaluation, "sample_loop", lambda *a, **k: calls.append(a[2]) or sample_loop(*a, **k))
+    evaluation.evaluate(pipe, "camera_motion", "loop", clips=1, progress=False)
+    assert calls == [4]  # eval's loops are the command's: two passes, period = window - 1
 
 
 def test_the_embedded_photo_models_loops_move_and_stay_seamless():

@@ -17,7 +17,7 @@ Model = Annotated[str, typer.Option("--model", help="An embedded model (photo, m
 Output = Annotated[str, typer.Option("-o", "--output", help="Output: .mp4 (H.264), .gif, .webm, or a folder path "
                                      "ending in '/' for lossless PNG frames.")]
 Seed = Annotated[int, typer.Option(help="Random seed: the same seed and settings give the same video.")]
-Steps = Annotated[int | None, typer.Option(help="Sampling steps (default: the model's own, 4 for photo; a model "
+Steps = Annotated[int | None, typer.Option(help="Sampling steps (default: the model's own, 1 for photo; a model "
                                            "that ships a few-step student, like mnist's 1-step one, samples "
                                            "with it unless --steps or --sampler is given, and then samples the "
                                            "model itself: 8 steps for mnist).")]
