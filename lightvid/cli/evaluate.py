@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from .app import app, check_positive
-from .tasks import Bf16, Model, Sampler, Steps, sampling_args
+from .tasks import Bf16, Model, Sampler, Steps, network_dtype, sampling_args
 
 
 @app.command("eval")
@@ -50,8 +50,7 @@ def evaluate(
         raise LightvidError(f"--json {json_out}: expected a file path ending in .json")
     if no_fd and encoder is not None:
         raise LightvidError("--encoder and --no-fd contradict each other; pass one")
-    import torch
-    pipe, used, note = NativePipeline.for_sampling(model, steps, sampler, torch.bfloat16 if bf16 else torch.float32)
+    pipe, used, note = NativePipeline.for_sampling(model, steps, sampler, network_dtype(bf16))
     used = f"{used} (bf16)" if bf16 else used
     if note is not None:
         typer.echo(note, err=True)

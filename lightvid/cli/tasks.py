@@ -50,17 +50,20 @@ def sampling_args(seed: int, steps: int | None, sampler: str | None, guidance: f
     return dict(steps=steps, sampler=sampler, guidance=guidance, generator=torch.Generator().manual_seed(seed))
 
 
+def network_dtype(bf16: bool):
+    """The network's dtype for --bf16: bfloat16, or float32 (the exact reference)."""
+    import torch
+    return torch.bfloat16 if bf16 else torch.float32
+
+
 def _setup(output: str, model: str, height: int | None, width: int | None, bf16: bool, **sampling):
     """Check the output path and the options, load the model: (pipeline, height, width, sampling keywords)."""
-    import torch
-
     from lightvid.io import check_output_path
     from lightvid.pipelines.native import NativePipeline
 
     check_output_path(output)
     args = sampling_args(**sampling)
-    dtype = torch.bfloat16 if bf16 else torch.float32
-    pipe, _, note = NativePipeline.for_sampling(model, args["steps"], args["sampler"], dtype)
+    pipe, _, note = NativePipeline.for_sampling(model, args["steps"], args["sampler"], network_dtype(bf16))
     if note is not None:
         typer.echo(note, err=True)
     s = pipe.settings
