@@ -1,4 +1,4 @@
-"""How much a model's image-to-video moves, beside the real clips: issue #3 asks for visible motion in the demo.
+"""How much a model's image-to-video moves, and how grainy its frames get, beside the real clips.
 
     python bench/animate_motion.py [--model photo] [--clips 6] [--sampler S --steps N]
 

@@ -1,4 +1,4 @@
-"""Teacher vs distilled students, side by side in one run: speed and quality (issue #5's table).
+"""Teacher vs distilled students, side by side in one run: speed and quality.
 
     python bench/distill_table.py mnist runs/mnist-1step runs/mnist-4step [--teacher-steps 25,50]
         [--teacher-renoise 1,4] [--clips 32] [--bf16]

@@ -11,12 +11,12 @@ CLIPS=${2:-32}
 STEPS=${3:-1}
 LIGHTVID=${LIGHTVID:-.venv/bin/lightvid}
 case $MODEL in
-    mnist) TASKS="keyframes interpolate predict loop" ;;
+    mnist) TASKS="keyframes interpolate extend loop" ;;
     *) TASKS="keyframes interpolate animate loop" ;;
 esac
 mkdir -p bench/results
 for task in $TASKS; do
-    $LIGHTVID eval --model "$MODEL" --task "$task" --clips "$CLIPS" --json "bench/results/${MODEL}_${task}.json"
+    $LIGHTVID eval --model "$MODEL" --task "$task" --clips "$CLIPS" -o "bench/results/${MODEL}_${task}.json"
     $LIGHTVID eval --model "$MODEL" --task "$task" --clips "$CLIPS" --steps "$STEPS" \
-        --json "bench/results/${MODEL}_${task}_${STEPS}step.json"
+        -o "bench/results/${MODEL}_${task}_${STEPS}step.json"
 done

@@ -1,22 +1,27 @@
 """Tiny random native models for tests (seconds to sample on CPU)."""
 import torch
 
+from lightvid.conditioning import Conditioning
 from lightvid.models import SpaceTimeUNet, UNetConfig
-from lightvid.models.native import native_channels
 from lightvid.pipelines.native import NativePipeline, NativeSettings
+
+# the conditionings tests use, by a short name
+LAYOUTS = {"none": Conditioning(), "nearest": Conditioning("nearest"), "flow": Conditioning("flow"),
+           "flow_warps": Conditioning("flow", warp_weights="visible", warp_inputs=True)}
 
 
 def tiny_native(data_channels: int, patch: int = 1, size: int = 16, frames: int = 5,
-                conditioning: str = "native", prediction: str = "edm") -> NativePipeline:
+                conditioning: str = "none", prediction: str = "edm") -> NativePipeline:
+    """conditioning: a name of LAYOUTS."""
     torch.manual_seed(0)
-    in_channels, out_channels = native_channels(data_channels, patch, conditioning)
+    layout = LAYOUTS[conditioning]
+    in_channels, out_channels = layout.channels(data_channels, patch)
     config = UNetConfig(in_channels=in_channels, out_channels=out_channels, channels=(32, 32),
                         layers_per_level=(1, 1), heads=(1, 1), transformer_depth=(1, 1), attention=(False, True),
                         temporal_attention=(False, True), temporal_conv=(True, True), temporal_downsample=(True, False),
-                        cross_attention_dim=None, num_added_time_ids=0, down_eps=(1e-6, 1e-6),
-                        conditioning=conditioning)
+                        cross_attention_dim=None, num_added_time_ids=0, down_eps=(1e-6, 1e-6))
     settings = NativeSettings(data_channels=data_channels, patch=patch, num_frames=frames, height=size, width=size,
-                              steps=2, prediction=prediction)
+                              steps=2, conditioning=layout, prediction=prediction)
     return NativePipeline(SpaceTimeUNet(config).eval(), settings)
 
 

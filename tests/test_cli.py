@@ -22,15 +22,18 @@ def photo(tmp_path):
 
 
 @pytest.mark.parametrize("command,options", [
-    ("generate", ["--model", "--image", "--output", "--frames", "--steps", "--seed", "--height", "--width", "--fps",
+    ("generate", ["--model", "--output", "--frames", "--steps", "--seed", "--height", "--width", "--fps",
                   "--motion-bucket", "--noise-aug", "--min-guidance", "--max-guidance", "--decode-chunk", "--gif",
                   "--bf16", "--compile"]),
-    ("flops", ["--model", "--frames", "--height", "--width", "--fold-cross-attention", "--json"]),
+    ("flops", ["--model", "--frames", "--height", "--width", "--fold-cross-attention", "--json", "--table"]),
     ("train", ["--config", "--max-steps"]),
-    *[(task, ["--output", "--model", "--frames", "--seed", "--steps", "--sampler", "--guidance", "--height", "--width",
-              "--gif"]) for task in ("animate", "interpolate", "extend", "loop")],
-    ("eval", ["--task", "--model", "--clips", "--seed", "--steps", "--sampler", "--dataset", "--encoder", "--no-fd",
-              "--json"]),
+    ("compress", ["--model", "--output", "--recipe", "--work-dir", "--finetune-steps", "--overwrite"]),
+    ("distill", ["--model", "--output", "--student-steps", "--config", "--max-steps", "--overwrite"]),
+    *[(task, ["--output", "--model", "--frames" if task != "extend" else "--new-frames", "--seed", "--steps",
+              "--sampler", "--guidance", "--height", "--width", "--gif", "--bf16"])
+      for task in ("animate", "interpolate", "extend", "loop")],
+    ("eval", ["--task", "--model", "--clips", "--seed", "--steps", "--sampler", "--bf16", "--dataset", "--split",
+              "--encoder", "--no-fd", "--i3d", "--output", "--json"]),
 ])
 def test_every_option_is_explained(capsys, command, options):
     code, out, _ = run(capsys, command, "--help")
@@ -45,25 +48,48 @@ def test_every_option_is_explained(capsys, command, options):
 
 def test_top_level_help_lists_commands(capsys):
     code, out, _ = run(capsys, "--help")
-    assert code == 0 and all(command in out for command in ("generate", "flops", "train", "animate", "interpolate",
-                                                       "extend", "loop", "eval"))
+    assert code == 0 and all(command in out for command in ("generate", "flops", "train", "compress", "distill",
+                                                       "animate", "interpolate", "extend", "loop", "eval"))
+
+
+@pytest.mark.parametrize("command", ["flops", "compress", "distill", "animate", "interpolate", "extend", "loop",
+                                     "eval"])
+def test_model_help_lists_every_embedded_model(capsys, command):
+    from lightvid.weights import EMBEDDED
+    code, out, _ = run(capsys, command, "--help")
+    text = " ".join(re.sub(r"[│╭╮╰╯─]", " ", out).split())  # the help as one line, rich's box and wrapping gone
+    assert code == 0 and all(name in text for name in EMBEDDED) and "folder" in text
+
+
+def test_shared_options_have_one_help_text(capsys):
+    """The same option means the same thing everywhere: -o and --seed read alike in generate and the native
+    commands; --json is a flag that prints JSON in flops and eval."""
+    def option_help(command, option):
+        out = run(capsys, command, "--help")[1]
+        text = " ".join(re.sub(r"[│╭╮╰╯─*]", " ", out).split())
+        return text.split(f"{option} ", 1)[1].split(" --", 1)[0]
+    for option in ("--output", "--seed", "--gif"):
+        assert len({option_help(c, option) for c in ("generate", "animate", "interpolate", "extend", "loop")}) == 1
+    assert option_help("flops", "--json") == option_help("eval", "--json")
 
 
 def test_generate_writes_mp4_and_png_frames(capsys, svd_folder, photo, tmp_path):
     folder, _ = svd_folder
-    common = ["generate", "--model", str(folder), "--image", str(photo), "--frames", "3", "--steps", "2",
+    common = ["generate", str(photo), "--model", str(folder), "--frames", "3", "--steps", "2",
               "--height", "32", "--width", "48", "--fps", "6"]
     code, _, err = run(capsys, *common, "-o", str(tmp_path / "clip.mp4"), "--gif")
     assert code == 0, err
     frames, fps = read_video(tmp_path / "clip.mp4")
-    assert frames.shape == (3, 3, 32, 48) and fps == pytest.approx(6)
+    assert frames.shape == (3, 3, 32, 48) and fps == pytest.approx(6)  # the container's rational fps as a float
     assert (tmp_path / "clip.gif").exists()
     code, _, err = run(capsys, *common, "-o", str(tmp_path / "frames") + "/")
     assert code == 0, err
     assert sorted(p.name for p in (tmp_path / "frames").iterdir()) == [f"frame_{i:05d}.png" for i in range(3)]
     # lossless PNGs agree with the (lossy) mp4 up to codec error
     png, _ = read_video(tmp_path / "frames")
-    assert (png - frames).abs().mean() < 0.1  # the frames are noise-like (random model): hard for H.264
+    # the frames are noise-like (random model): hard for H.264, measured 0.073 mean error on the [-1, 1] scale; 0.1
+    # leaves a third for other libx264 builds, while a wrong or misordered noise frame is ~0.67 off
+    assert (png - frames).abs().mean() < 0.1
 
 
 def _assert_clean_failure(code, err, tmp_path, fragment):
@@ -74,7 +100,7 @@ def _assert_clean_failure(code, err, tmp_path, fragment):
 
 
 @pytest.mark.parametrize("change,fragment", [
-    ({"--image": "missing.png"}, "missing.png"),
+    ({"IMAGE": "missing.png"}, "missing.png"),
     ({"--model": "no-such-model"}, "not an SVD pipeline folder"),
     ({"-o": "out.avi"}, ".avi"),
     ({"--steps": "0"}, "--steps"),
@@ -83,21 +109,21 @@ def _assert_clean_failure(code, err, tmp_path, fragment):
 ])
 def test_generate_bad_input_is_one_line_exit_2_no_output(capsys, svd_folder, photo, tmp_path, change, fragment):
     folder, _ = svd_folder
-    args = {"--model": str(folder), "--image": str(photo), "-o": "out.mp4", "--frames": "3", "--steps": "1",
+    args = {"IMAGE": str(photo), "--model": str(folder), "-o": "out.mp4", "--frames": "3", "--steps": "1",
             "--height": "32", "--width": "48"}
     args.update(change)
-    for key in ("--image", "-o", "--model"):
+    for key in ("IMAGE", "-o", "--model"):
         if not args[key].startswith("/"):
             args[key] = str(tmp_path / args[key])
-    code, _, err = run(capsys, "generate", *[x for kv in args.items() for x in kv])
+    image = args.pop("IMAGE")
+    code, _, err = run(capsys, "generate", image, *[x for kv in args.items() for x in kv])
     _assert_clean_failure(code, err, tmp_path, fragment)
 
 
 def test_corrupt_image_is_a_clean_error(capsys, svd_folder, tmp_path):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not a png at all")
-    code, _, err = run(capsys, "generate", "--model", str(svd_folder[0]), "--image", str(bad), "-o",
-                       str(tmp_path / "out.mp4"))
+    code, _, err = run(capsys, "generate", str(bad), "--model", str(svd_folder[0]), "-o", str(tmp_path / "out.mp4"))
     _assert_clean_failure(code, err, tmp_path, "bad.png")
 
 
@@ -108,6 +134,8 @@ def test_flops_reproduces_mobilevd_table2(capsys, height, width, paper):
     assert code == 0
     report = json.loads(out)
     assert report["params"] == 1_524_623_082
+    # counting conventions of the paper's table are not published: measured -1.6% (576x1024) and -1.9%
+    # (256x512); 3% is 1.6x the larger, while a block counted twice or missed moves the total by 5% or more
     assert abs(report["tflops"] - paper) / paper <= 0.03
 
 
@@ -121,9 +149,19 @@ def test_flops_text_and_folder(capsys, svd_folder):
     assert code == 2 and "not a model folder" in err
 
 
-def test_usage_errors_exit_2(capsys):
-    code, _, _ = run(capsys, "generate", "--steps", "many")
-    assert code == 2
+@pytest.mark.parametrize("args,message", [
+    (["generate", "x.png", "--steps", "many"], "Invalid value for '--steps'"),
+    (["animate", "x.png", "-o", "x.mp4", "--frames", "abc"], "Invalid value for '--frames'"),
+    (["distill", "--teacher", "mnist", "-o", "s"], "No such option: --teacher"),
+    (["compress", "-o", "s"], "Missing option '--model'"),
+    (["eval", "--task", "animate", "--json", "r.json"], "unexpected extra argument"),  # --json is a flag
+    (["animate"], "Missing argument"),
+    (["no-such-command"], "No such command"),
+])
+def test_usage_errors_are_one_line_exit_2(capsys, args, message):
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == "" and err.count("\n") == 1 and err.startswith("lightvid: error: "), err
+    assert message in err and (f"`lightvid {args[0]} --help`" in err or "`lightvid --help`" in err), err
 
 
 def test_installed_entry_point():

@@ -8,6 +8,7 @@ import pytest
 import torch
 from cli_run import run
 from PIL import Image
+from tolerances import EPS32, EPS64, relative_error
 
 from lightvid.compress import (
     add_funnels,
@@ -53,8 +54,10 @@ def flops(config) -> int:
     return count_flops(config, 4, 8, 8).flops
 
 
-def close(a, b, tol=1e-5) -> bool:
-    return (a - b).abs().max().item() <= tol * max(1.0, b.abs().max().item())
+def close(a, b, eps: float) -> bool:
+    """a equals b up to `eps` float32 epsilons of b's largest value: the rounding of a rewritten network (its
+    products regrouped, so summed in another order) grows with the size of its activations (here up to ~13)."""
+    return relative_error(a, b) <= eps * EPS32
 
 
 @torch.no_grad()
@@ -63,7 +66,7 @@ def test_fold_cross_attention_is_exact_and_removes_q_and_k():
     folded = fold_cross_attention(model)
     assert folded.config.cross_attention_folded and params(folded) < params(model)
     assert flops(folded.config) < flops(model.config)
-    assert close(folded(**x), model(**x))
+    assert close(folded(**x), model(**x), 64)  # W_o·W_v·context folded into one product: measured 7-10 eps
     with pytest.raises(LightvidError, match="one context token"):
         folded(**{**x, "encoder_hidden_states": torch.randn(2, 2, 32)})
     assert fold_cross_attention(folded) is folded
@@ -79,8 +82,9 @@ def test_temporal_multiscaling_keeps_every_weight_and_an_image_model_on_a_still_
     for name, value in model.state_dict().items():
         assert torch.equal(scaled.state_dict()[name], value)
     still = {**x, "sample": x["sample"][:, :1].expand(-1, 4, -1, -1, -1)}
-    assert close(scaled(**still), model(**still))
-    assert not close(scaled(**x), model(**x), 1e-3)  # moving content: the coarse level now sees every 2nd frame
+    assert close(scaled(**still), model(**still), 16)  # measured: equal (identity resamplers on equal frames)
+    # moving content: the coarse level now sees every 2nd frame (measured 1.4, rounding is ~1e-6)
+    assert relative_error(scaled(**x), model(**x)) > 0.01
     assert flops(scaled.config) < flops(model.config)
     with pytest.raises(LightvidError, match="out of range"):
         add_multiscale(model, temporal_levels=(1,))
@@ -89,7 +93,7 @@ def test_temporal_multiscaling_keeps_every_weight_and_an_image_model_on_a_still_
 @torch.no_grad()
 def test_spatial_multiscaling_starts_as_pixel_subsampling():
     x = torch.randn(2, 32, 9, 6)
-    assert close(SpatialSubsample(32)(x), x[..., ::2, ::2], 1e-6)
+    assert close(SpatialSubsample(32)(x), x[..., ::2, ::2], 4)  # weights of 1 and 0: exact (measured: equal)
     model, batch = perturbed(), inputs()
     scaled = add_multiscale(model, spatial_levels=(0,))
     assert scaled(**batch).shape == model(**batch).shape and flops(scaled.config) < flops(model.config)
@@ -121,7 +125,9 @@ def test_pruning_removes_modules_and_equals_the_gated_network():
     pruned = prune_temporal_blocks(gated)
     assert set(pruned.temporal_blocks()) == expected and pruned.temporal_gates is None
     assert params(pruned) < params(model) and flops(pruned.config) < flops(model.config)
-    assert close(pruned(**x), gated(**x))
+    # a removed block's gate is 0, so the output is the same sum without an exact-zero term; the kept blocks'
+    # gates are folded into their weights, regrouping products: measured 10-12 eps
+    assert close(pruned(**x), gated(**x), 64)
     with pytest.raises(LightvidError, match="trained to keep 4"):
         prune_temporal_blocks(gated, keep=3)
 
@@ -131,9 +137,11 @@ def test_l1_gates_fold_into_the_mix_factors_of_kept_blocks():
     model, x = perturbed(), inputs()
     gated = add_temporal_gates(model, keep=12, method="l1").eval()
     gated.temporal_gates.scores.copy_(torch.rand(12, generator=torch.Generator().manual_seed(1)) * 0.6 + 0.2)
+    # the L1 penalty is the float32 sum of the 12 scores (approx's default 1e-6 relative, 8 eps; measured: equal)
     assert gated.temporal_gates.penalty().item() == pytest.approx(gated.temporal_gates.scores.sum().item())
     pruned = prune_temporal_blocks(gated)
-    assert len(pruned.temporal_blocks()) == 12 and close(pruned(**x), gated(**x))
+    # each gate folded into its block's mix factor: products regrouped, measured 10-11 eps
+    assert len(pruned.temporal_blocks()) == 12 and close(pruned(**x), gated(**x), 64)
 
 
 def test_l1_gates_stay_in_0_1_and_rank_by_value():
@@ -179,14 +187,16 @@ def test_coupled_factors_give_the_best_rank_k_approximation():
                                                                                     dtype=torch.float64)
     factor_g, factor_f = coupled_factors(left, right, 3)
     u, s, vh = torch.linalg.svd(left @ right)
-    assert torch.allclose(left @ factor_g @ factor_f @ right, (u[:, :3] * s[:3]) @ vh[:3], atol=1e-10)
+    # float64 SVDs and products of 6-20-wide matrices: a few eps of the largest entry (measured 8 eps)
+    assert relative_error(left @ factor_g @ factor_f @ right, (u[:, :3] * s[:3]) @ vh[:3]) <= 256 * EPS64
 
 
 @pytest.mark.parametrize("init", ["coupled", "svd"])
 @torch.no_grad()
 def test_full_width_funnels_reproduce_the_network(init):
     model, x = perturbed(), inputs()
-    assert close(add_funnels(model, ratio=1.0, init=init)(**x), model(**x), 1e-4)
+    # W ≈ (W·G)·F regroups each product: measured 9-10 eps (AVX-512 and AVX2 kernels)
+    assert close(add_funnels(model, ratio=1.0, init=init)(**x), model(**x), 64)
 
 
 @torch.no_grad()
@@ -195,7 +205,7 @@ def test_funnels_merge_exactly_and_cut_flops():
     funneled = add_funnels(model, ratio=0.5, init="he")
     merged = merge_funnels(funneled)
     assert merged.config.attention_ratio == 0.5 and merged.config.funnel_ratio is None
-    assert close(merged(**x), funneled(**x))
+    assert close(merged(**x), funneled(**x), 64)  # the two funnel matrices multiplied into one (measured: equal)
     assert params(merged) < params(model) and flops(merged.config) < flops(model.config)
 
 
@@ -227,7 +237,7 @@ def test_every_compressed_model_saves_and_loads(tmp_path, make):
 
 def test_compress_a_native_model_with_finetuning(capsys, tmp_path):
     folder = save_tiny_native(tmp_path / "m", data_channels=1, patch=2, size=32, frames=6, dataset="moving_mnist")
-    code, _, err = run(capsys, "compress", folder, "-o", tmp_path / "small", "--finetune-steps", 2)
+    code, _, err = run(capsys, "compress", "--model", folder, "-o", tmp_path / "small", "--finetune-steps", 2)
     assert code == 0, err
     pipe = NativePipeline.from_pretrained(tmp_path / "small")
     original = NativePipeline.from_pretrained(folder).unet
@@ -246,7 +256,7 @@ def test_compress_a_native_model_with_finetuning(capsys, tmp_path):
 
 def test_compress_an_svd_folder_without_finetuning(capsys, tmp_path, svd_folder):
     folder, _ = svd_folder
-    code, _, err = run(capsys, "compress", folder, "-o", tmp_path / "svd-small", "--finetune-steps", 0)
+    code, _, err = run(capsys, "compress", "--model", folder, "-o", tmp_path / "svd-small", "--finetune-steps", 0)
     assert code == 0, err
     unet = SpaceTimeUNet.from_pretrained(tmp_path / "svd-small")
     assert unet.config.cross_attention_folded and unet.config.temporal_downsample[0]
@@ -261,7 +271,7 @@ def test_lower_resolution_step_finetunes_and_samples_at_the_new_size(capsys, tmp
     recipe = tmp_path / "r.yaml"
     recipe.write_text("finetune: {batch_size: 2, bf16: false}\n"
                       "steps:\n  - {step: lower_resolution, height: 28, width: 28, finetune_steps: 1}\n")
-    assert run(capsys, "compress", folder, "-o", tmp_path / "low", "--recipe", recipe)[0] == 0
+    assert run(capsys, "compress", "--model", folder, "-o", tmp_path / "low", "--recipe", recipe)[0] == 0
     trained = NativePipeline.from_pretrained(tmp_path / "low.work" / "00_lower_resolution" / "train" / "model")
     low = NativePipeline.from_pretrained(tmp_path / "low")
     assert (trained.settings.height, low.settings.height, low.settings.width) == (28, 28, 28)
@@ -275,9 +285,9 @@ def test_compress_rerun_with_another_budget_is_refused(capsys, tmp_path):
     folder = save_tiny_native(tmp_path / "m", data_channels=1, patch=2, size=32, frames=6, dataset="moving_mnist")
     recipe = tmp_path / "r.yaml"
     recipe.write_text("finetune: {batch_size: 2, bf16: false}\nsteps:\n  - {step: finetune, finetune_steps: 1}\n")
-    assert run(capsys, "compress", folder, "-o", tmp_path / "a", "--recipe", recipe)[0] == 0
-    code, _, err = run(capsys, "compress", folder, "-o", tmp_path / "b", "--recipe", recipe, "--finetune-steps", 2,
-                       "--work-dir", tmp_path / "a.work")
+    assert run(capsys, "compress", "--model", folder, "-o", tmp_path / "a", "--recipe", recipe)[0] == 0
+    code, _, err = run(capsys, "compress", "--model", folder, "-o", tmp_path / "b", "--recipe", recipe,
+                       "--finetune-steps", 2, "--work-dir", tmp_path / "a.work")
     assert code == 2 and "holds a stage of another recipe" in err and not (tmp_path / "b").exists()
 
 
@@ -296,7 +306,7 @@ def test_compress_bad_input_one_line_exit_2_no_output(capsys, tmp_path, svd_fold
     (tmp_path / "bf16.yaml").write_text("steps:\n  - {step: finetune, finetune: {bf16: true}}\n")
     (tmp_path / "file.txt").write_text("x")
     args = [a.format(tmp=tmp_path) for a in args]
-    code, _, err = run(capsys, "compress", svd_folder[0], "-o", tmp_path / "out", *args)
+    code, _, err = run(capsys, "compress", "--model", svd_folder[0], "-o", tmp_path / "out", *args)
     assert code == 2 and err.count("\n") == 1 and message in err, err
     assert not (tmp_path / "out").exists()
 
@@ -310,6 +320,9 @@ def test_temporal_block_flops_are_what_removing_each_block_saves():
 
 def test_flops_table_mobilevd_is_within_5_percent_of_the_paper(capsys):
     code, out, _ = run(capsys, "flops", "--table", "mobilevd", "--json")
-    rows = json.loads(out)
+    rows = json.loads(out)["rows"]
     assert code == 0 and [r["paper_tflops"] for r in rows] == [45.43, 8.60, 8.24, 5.42, 4.64, 4.34]
+    # counting conventions (which elementwise and normalisation ops count) are not published with the paper's
+    # table: measured -2.0% to +3.0% across the rows, so 5% is 1.7x the worst; a missing or doubled block moves a
+    # row by 10% or more
     assert all(abs(r["tflops"] / r["paper_tflops"] - 1) < 0.05 for r in rows), rows

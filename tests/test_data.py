@@ -190,7 +190,7 @@ def test_video_folder_clips_and_corrupt_file_skipped_once(video_root):
         warnings.simplefilter("always")
         clips = [ds[i] for i in range(len(ds))] + [ds[i] for i in range(len(ds))]
     assert len(caught) == 1 and "broken.mp4" in str(caught[0].message) and ds.skipped == 1
-    assert all(c[0].shape == (6, 3, 16, 16) and c[1] == pytest.approx(12.0) for c in clips)
+    assert all(c[0].shape == (6, 3, 16, 16) and c[1] == pytest.approx(12.0) for c in clips)  # rational fps as a float
     codes = [frame_codes(c[0]) for c in clips[:4]]  # index 0 falls back to long.mp4, the next video
     assert [max(c) < n for c, n in zip(codes, (20, 20, 5, 12))] == [True] * 4
     assert codes[2] == [0, 1, 2, 3, 4, 4]  # short.mp4 (5 frames) padded with its last frame
@@ -218,6 +218,7 @@ def test_video_folder_fps_stride_and_short_videos(video_root):
     codes = frame_codes(frames)
     assert fps == 6.0 and np.diff(codes).tolist() == [2] * 4  # every other source frame
     frames, fps = VideoFolder(video_root, num_frames=4, size=16, frame_stride=3)[long_index]
+    # 12 fps / stride 3, computed from the container's rational rate: approx's 1e-6 relative
     assert fps == pytest.approx(4.0) and np.diff(frame_codes(frames)).tolist() == [3] * 3
     frames, _ = VideoFolder(video_root, num_frames=8, size=(16, 24))[2]  # short.mp4: 5 frames, padded
     assert frames.shape == (8, 3, 16, 24)
@@ -272,7 +273,7 @@ def test_shards_yield_clips_and_skip_bad_samples(shard_pattern):
         clips = list(ds)
     assert len(clips) == 3 and ds.skipped == 2 and len(caught) == 2
     assert any("001.mp4" in str(w.message) for w in caught) and any("004" in str(w.message) for w in caught)
-    assert all(c[0].shape == (6, 3, 16, 16) and c[1] == pytest.approx(12.0) for c in clips)
+    assert all(c[0].shape == (6, 3, 16, 16) and c[1] == pytest.approx(12.0) for c in clips)  # rational fps as a float
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         again = list(WebDatasetShards(shard_pattern, num_frames=6, size=16))

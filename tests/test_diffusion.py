@@ -7,6 +7,7 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tolerances import EPS32
 
 from lightvid.diffusion import (
     SAMPLERS,
@@ -55,9 +56,13 @@ def test_svd_sigmas_match_diffusers_euler_scheduler(n):
     scheduler.set_timesteps(n)
     ours = svd_sigmas(n)
     assert ours.dtype == torch.float32 and ours.shape == scheduler.sigmas.shape == (n + 1,)
-    torch.testing.assert_close(ours, scheduler.sigmas, rtol=1e-6, atol=0.0)
-    # SVD's timesteps are its c_noise: 0.25 * ln(sigma) for the non-zero sigmas
-    torch.testing.assert_close(scheduler.timesteps, 0.25 * torch.log(ours[:-1]), rtol=1e-6, atol=1e-6)
+    # both compute the schedule in float64 and round it once to float32: equal, or 1 ulp apart where float64
+    # values that differ in their last bits round apart (measured: equal)
+    torch.testing.assert_close(ours, scheduler.sigmas, rtol=EPS32, atol=0.0)
+    # SVD's timesteps are its c_noise: 0.25 * ln(sigma) for the non-zero sigmas. A float32 log is within an ulp or
+    # two of the result (rtol 4 eps); where the log was taken before sigma's rounding to float32 (relative 2^-24),
+    # the results differ by up to 0.25·2^-24 absolute, which matters near c_noise = 0 (atol eps)
+    torch.testing.assert_close(scheduler.timesteps, 0.25 * torch.log(ours[:-1]), rtol=4 * EPS32, atol=EPS32)
 
 
 @settings(max_examples=60, deadline=None)
@@ -72,9 +77,10 @@ def test_karras_sigmas_properties(n, sigma_min, ratio, rho):
     sigmas = karras_sigmas(n, sigma_min, sigma_max, rho)
     assert sigmas.shape == (n + 1,) and sigmas.dtype == torch.float32
     assert sigmas[-1] == 0.0
-    assert math.isclose(sigmas[0].item(), sigma_max, rel_tol=1e-5)
+    # float64 (ρ-th power of a root: ~ρ·2^-52 relative) rounded once to float32 (2^-24): within 1 float32 eps
+    assert math.isclose(sigmas[0].item(), sigma_max, rel_tol=EPS32)
     if n > 1:
-        assert math.isclose(sigmas[-2].item(), sigma_min, rel_tol=1e-5)
+        assert math.isclose(sigmas[-2].item(), sigma_min, rel_tol=EPS32)
     assert torch.all(sigmas[1:] < sigmas[:-1])  # strictly decreasing
 
 
@@ -83,14 +89,16 @@ def test_karras_sigmas_properties(n, sigma_min, ratio, rho):
 def test_flow_sigmas_properties(n, shift):
     t = flow_sigmas(n, shift)
     assert t.shape == (n + 1,) and t.dtype == torch.float32
-    assert t[0].item() == pytest.approx(1.0, abs=1e-6) and t[-1] == 0.0
+    # shift·1 / (1 + (shift - 1)·1) in float64 is within 2^-52 of 1, so its float32 rounding is exactly 1
+    assert t[0].item() == 1.0 and t[-1] == 0.0
     assert torch.all(t[1:] < t[:-1])
 
 
 def test_flow_sigmas_shift_formula():
     t = torch.linspace(1.0, 0.0, 5, dtype=torch.float64)
-    torch.testing.assert_close(flow_sigmas(4, 3.0), (3 * t / (1 + 2 * t)).float())
-    torch.testing.assert_close(flow_sigmas(4), t.float())
+    # the same float64 formula rounded once to float32 on both sides: at most 1 ulp apart (measured: equal)
+    torch.testing.assert_close(flow_sigmas(4, 3.0), (3 * t / (1 + 2 * t)).float(), rtol=EPS32, atol=0)
+    torch.testing.assert_close(flow_sigmas(4), t.float(), rtol=EPS32, atol=0)
 
 
 @pytest.mark.parametrize("bad", [0, -3, 2.5])
@@ -127,12 +135,15 @@ def test_denoiser_recovers_x0_from_ideal_net(prediction, sigma_data):
 
     denoiser = Denoiser(net, prediction=prediction, sigma_data=sigma_data)
     out = denoiser(x, sigma, extra="passed through")
-    torch.testing.assert_close(out, x0, rtol=1e-5, atol=1e-5)
+    # D = c_skip·x + c_out·F cancels terms as large as x (80·noise at sigma 80) down to x0: a few float32 roundings
+    # of those terms (measured 0.06 eps·max|x|: 7.5e-6 at max|x| ≈ 300); the bound is 1 eps·max|x|
+    torch.testing.assert_close(out, x0, rtol=0, atol=EPS32 * x.abs().max().item())
     assert seen["extra"] == "passed through"
     _, _, c_in, _ = denoiser.preconditioning(sigma)
-    torch.testing.assert_close(seen["x_in"], c_in.view(-1, 1, 1, 1, 1) * x)
+    # the same float32 products as the denoiser's own: equal, or an ulp apart if reordered (rtol 2 eps)
+    torch.testing.assert_close(seen["x_in"], c_in.view(-1, 1, 1, 1, 1) * x, rtol=2 * EPS32, atol=0)
     expected_c_noise = sigma if prediction == "flow" else 0.25 * torch.log(sigma)
-    torch.testing.assert_close(seen["c_noise"], expected_c_noise)
+    torch.testing.assert_close(seen["c_noise"], expected_c_noise, rtol=2 * EPS32, atol=0)
 
 
 def test_svd_denoiser_matches_diffusers_v_prediction_formula():
@@ -143,6 +154,8 @@ def test_svd_denoiser_matches_diffusers_v_prediction_formula():
         sigma_t = torch.tensor(sigma)
         expected = raw * (-sigma_t / (sigma_t**2 + 1) ** 0.5) + x / (sigma_t**2 + 1)  # diffusers' step()
         out = svd_denoiser(lambda x_in, c_noise: raw)(x, sigma)
+        # elementwise, two or three float32 roundings per side of terms up to max|x| ≈ 100: 8 eps relative (rtol),
+        # and 8 eps absolute where terms of order 1 cancel (atol); measured 0.3 eps·max
         torch.testing.assert_close(out, expected, rtol=1e-6, atol=1e-6)
 
 
@@ -152,12 +165,14 @@ def test_denoiser_scalar_and_batched_sigma_agree():
 
     denoiser = Denoiser(net, prediction="edm", sigma_data=0.5)
     x = torch.randn(2, 3, 4)
-    torch.testing.assert_close(denoiser(x, 2.0), denoiser(x, torch.tensor([2.0, 2.0])))
-    torch.testing.assert_close(denoiser(x, torch.tensor(2.0)), denoiser(x, 2.0))
+    # the same float32 arithmetic whatever sigma's shape: equal, or an ulp apart if broadcasting reorders it
+    torch.testing.assert_close(denoiser(x, 2.0), denoiser(x, torch.tensor([2.0, 2.0])), rtol=2 * EPS32, atol=0)
+    torch.testing.assert_close(denoiser(x, torch.tensor(2.0)), denoiser(x, 2.0), rtol=2 * EPS32, atol=0)
 
 
 def test_denoiser_loss_weight_and_bad_arguments():
     denoiser = Denoiser(lambda x, c: x, prediction="edm", sigma_data=0.5)
+    # (σ² + σ_d²) / (σ·σ_d)² = 5 in float32: exact here; approx's default 1e-6 relative is 8 eps
     assert denoiser.loss_weight(1.0).item() == pytest.approx((1 + 0.25) / 0.25)
     with pytest.raises(LightvidError, match="accepted: v, eps, x0, edm, flow"):
         Denoiser(lambda x, c: x, prediction="velocity")
@@ -175,7 +190,9 @@ def test_samplers_end_at_the_single_data_point(name):
     sigmas = karras_sigmas(10, 0.002, 80.0)
     x = sigmas[0] * torch.randn(x0.shape, generator=g)
     out = get_sampler(name)(lambda x, sigma: x0.expand_as(x), x, sigmas, disable=True)
-    torch.testing.assert_close(out, x0, rtol=0, atol=1e-4)
+    # the last step to sigma 0 lands on D's output: x - sigma·(x - x0)/sigma cancels every earlier rounding and
+    # adds ~2 of its own at |x0| (measured: exact); bound 8 eps·max|x0|
+    torch.testing.assert_close(out, x0, rtol=0, atol=8 * EPS32 * x0.abs().max().item())
 
 
 def test_heun_with_churn_ends_at_the_single_data_point():
@@ -183,7 +200,7 @@ def test_heun_with_churn_ends_at_the_single_data_point():
     sigmas = karras_sigmas(6, 0.002, 80.0)
     gen = torch.Generator().manual_seed(0)
     out = sample_heun(lambda x, s: x0, 80.0 * torch.randn(x0.shape), sigmas, s_churn=10.0, generator=gen)
-    torch.testing.assert_close(out, x0, rtol=0, atol=1e-4)
+    torch.testing.assert_close(out, x0, rtol=0, atol=8 * EPS32 * x0.abs().max().item())  # as above
 
 
 def gaussian_ode_error(name: str, steps: int, data_std=1.0, sigma_max=80.0) -> float:
@@ -216,7 +233,7 @@ def test_samplers_solve_the_gaussian_probability_flow_ode(name, bound_20, order)
 
 
 def test_heun_reaches_1e3_relative_error_on_gaussian_data():
-    assert gaussian_ode_error("heun", 160) < 1e-3  # measured 4.61e-4
+    assert gaussian_ode_error("heun", 160) < 1e-3  # measured 4.61e-4 (float64: discretisation error, not rounding)
 
 
 def random_svd_net(channels: int):
@@ -243,6 +260,8 @@ def test_sample_euler_matches_diffusers_euler_scheduler_for_svd(total_steps):
         model_output = net(scheduler.scale_model_input(reference, t), t)
         reference = scheduler.step(model_output, t, reference).prev_sample
     ours = sample_euler(svd_denoiser(net), x, svd_sigmas(total_steps)[:4], disable=True)
+    # three Euler steps, each a float32 einsum and arithmetic ordered differently from diffusers': rounding of
+    # values up to max|x| (~1e3 at sigma 700); measured 8.6 eps·max|x|, bound 84 eps (1e-5) relative to it
     torch.testing.assert_close(ours, reference, rtol=1e-5, atol=1e-5 * reference.abs().max().item())
 
 
@@ -257,9 +276,10 @@ def test_euler_ancestral_is_reproducible_per_seed():
         return sample_euler_ancestral(model, x, sigmas, generator=torch.Generator().manual_seed(seed))
 
     assert torch.equal(run(0), run(0))
-    assert not torch.allclose(run(0), run(1))
+    assert not torch.allclose(run(0), run(1))  # other noise: O(1) apart (measured 1.4), far beyond rounding
     deterministic = sample_euler_ancestral(model, x, sigmas, eta=0.0)
-    torch.testing.assert_close(deterministic, sample_euler(model, x, sigmas))
+    # eta 0 is plain Euler: the same float32 steps (measured: equal); 2 eps relative allows a reordered product
+    torch.testing.assert_close(deterministic, sample_euler(model, x, sigmas), rtol=2 * EPS32, atol=0)
 
 
 def test_sampler_callback_and_registry():
@@ -294,7 +314,8 @@ def test_cfg_scale_one_skips_the_uncond_pass():
         guided = cfg_model(model, {"image": image}, {"image": torch.zeros_like(image)}, scale)
         sample_euler(guided, x, karras_sigmas(3, 0.002, 80.0), disable=True)
         assert len(model.calls) == 3 and all(c["x"].shape[0] == 2 for c in model.calls)
-        torch.testing.assert_close(guided(x, torch.tensor([1.0, 1.0])), 0.5 * x + image)
+        # scale 1: the conditional call alone, the same float32 ops (measured: equal); 2 eps for a reordering
+        torch.testing.assert_close(guided(x, torch.tensor([1.0, 1.0])), 0.5 * x + image, rtol=2 * EPS32, atol=0)
 
 
 def test_cfg_per_frame_ramp_in_one_batched_call():
@@ -315,7 +336,9 @@ def test_cfg_per_frame_ramp_in_one_batched_call():
     for frame in range(f):  # hand computation, frame by frame
         uncond, cond = 0.5 * x[:, frame] + uncond_image[:, 0], 0.5 * x[:, frame] + image[:, 0]
         expected = uncond + ramp[frame].item() * (cond - uncond)
-        torch.testing.assert_close(out[:, frame], expected)
+        # uncond + s·(cond - uncond), computed the same way (measured: equal); a fused or reordered version
+        # rounds the difference of values up to max|x| differently: 4 eps of that size
+        torch.testing.assert_close(out[:, frame], expected, rtol=0, atol=4 * EPS32 * expected.abs().max().item())
 
 
 def test_cfg_on_denoised_equals_diffusers_cfg_on_v_output():
@@ -334,13 +357,17 @@ def test_cfg_on_denoised_equals_diffusers_cfg_on_v_output():
     v_uncond, v_cond = net(x_in, c_noise, torch.zeros_like(image)), net(x_in, c_noise, image)
     v = v_uncond + ramp.view(1, -1, 1, 1, 1) * (v_cond - v_uncond)
     expected = v * (-sigma / (sigma**2 + 1) ** 0.5) + x / (sigma**2 + 1)
-    torch.testing.assert_close(guided(x, sigma), expected, rtol=1e-5, atol=1e-5)
+    # elementwise float32 (tanh within an ulp or two, differing across SIMD widths) and the guidance mix in
+    # another order: measured 1.3 eps·max; 8 eps relative, and 8 eps absolute where terms of order 1 cancel
+    torch.testing.assert_close(guided(x, sigma), expected, rtol=8 * EPS32, atol=8 * EPS32)
 
 
 def test_svd_guidance_ramp_endpoints_and_errors():
     ramp = svd_guidance_ramp(14, 1.0, 3.0)
     assert ramp.shape == (14,) and ramp[0].item() == 1.0 and ramp[-1].item() == 3.0
-    torch.testing.assert_close(ramp[1:] - ramp[:-1], torch.full((13,), 2.0 / 13))
+    # each ramp value (≤ 3) is within 1 ulp (2·eps at values in [2, 4)) of its float64 value, so a difference of
+    # two is within 4·eps; measured 1.1 eps·3
+    torch.testing.assert_close(ramp[1:] - ramp[:-1], torch.full((13,), 2.0 / 13), rtol=0, atol=4 * EPS32 * 3)
     x = torch.randn(1, 5, 2)
     guided = cfg_model(lambda x, s, y: x + y, {"y": x}, {"y": x * 0}, ramp)
     with pytest.raises(ValueError, match="per frame"):

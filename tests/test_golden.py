@@ -15,9 +15,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from cli_run import run
+from PIL import Image
 
 GOLDEN = Path(__file__).parent / "golden"
 EXAMPLES = Path(__file__).parent.parent / "examples"

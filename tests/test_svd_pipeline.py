@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from tolerances import EPS32, relative_error
 
 from lightvid.errors import LightvidError
 from lightvid.io import pil_to_tensor
@@ -42,7 +43,9 @@ def test_frames_match_diffusers(pipelines, settings, frames, chunk):
     got = ours(image_to_video(pil_to_tensor(image), frames, fps=9),
                SVDSettings(decode_chunk_size=chunk, **settings), generator=torch.Generator().manual_seed(7))
     assert got.shape == (frames, 3, 32, 48)
-    assert np.abs(_ours_as_numpy(got) - expected).max() <= 1e-3
+    # the same model in other float32 kernels and op orders, through 2-3 guided sampling steps and the VAE:
+    # measured 92 eps of max|frame| (1.1e-5) with AVX-512 kernels, 137 (1.6e-5) with AVX2 ones
+    assert relative_error(_ours_as_numpy(got), expected) <= 1024 * EPS32
 
 
 def test_same_seed_same_video_other_seed_other_video(pipelines):
@@ -51,7 +54,7 @@ def test_same_seed_same_video_other_seed_other_video(pipelines):
     run = lambda seed: ours(spec, SVDSettings(steps=2), generator=torch.Generator().manual_seed(seed))  # noqa: E731
     first = run(1)
     assert torch.equal(first, run(1))
-    assert (first - run(2)).abs().max() > 1e-3
+    assert (first - run(2)).abs().max() > 1e-3  # other noise, other frames: far more than rounding apart
 
 
 def test_decode_in_chunks_equals_whole_clip_for_a_per_frame_decoder():
@@ -62,7 +65,8 @@ def test_decode_in_chunks_equals_whole_clip_for_a_per_frame_decoder():
         whole = decode_in_chunks(conv, latents, None)
         for chunk in (1, 2, 3, 7, 20):
             # batch size changes oneDNN's blocking, so equal up to float rounding, not bitwise
-            assert (decode_in_chunks(conv, latents, chunk) - whole).abs().max() <= 1e-6
+            # (sums of 36 products: measured 1.9 eps of max|output|)
+            assert relative_error(decode_in_chunks(conv, latents, chunk), whole) <= 16 * EPS32
 
 
 def test_decode_in_chunks_calls_decoder_with_bounded_frames():

@@ -1,6 +1,7 @@
 """SpaceTimeUNet: parity with diffusers' SVD UNet, loading, invariances, fast-path bounds."""
 import pytest
 import torch
+from tolerances import EPS32, relative_error
 
 from lightvid.compress import fold_cross_attention
 from lightvid.errors import LightvidError
@@ -26,7 +27,9 @@ def test_matches_diffusers(pair, batch, frames, height, width):
     expected = reference(**inputs).sample
     got = ours(**inputs)
     assert got.shape == expected.shape == (batch, frames, 4, height, width)
-    assert (got - expected).abs().max().item() <= 1e-4
+    # the same products summed in other orders (attention, norms and convolutions written differently): measured
+    # 11 eps of max|output| with AVX-512 kernels, 14 with AVX2 ones
+    assert relative_error(got, expected) <= 64 * EPS32
 
 
 @torch.no_grad()
@@ -35,7 +38,7 @@ def test_folded_cross_attention_matches_reference(pair):
     inputs = unet_inputs()
     exact = ours(**inputs)
     folded = fold_cross_attention(ours)(**inputs)
-    assert (folded - exact).abs().max().item() <= 1e-5
+    assert relative_error(folded, exact) <= 64 * EPS32  # W_o·W_v·context regrouped: measured 9 (AVX-512), 15 (AVX2)
 
 
 def test_full_svd_parameter_count_matches_diffusers():
@@ -61,7 +64,8 @@ def test_batch_equals_single(pair):
     batched = ours(**inputs)
     for i in range(3):
         single = ours(**{k: v[i:i + 1] for k, v in inputs.items()})
-        assert (single - batched[i:i + 1]).abs().max().item() <= 1e-5
+        # batch size changes oneDNN's blocking, so the sums' order: measured 12 eps (AVX-512), 14 (AVX2)
+        assert relative_error(single, batched[i:i + 1]) <= 64 * EPS32
 
 
 def test_gradient_checkpointing_gives_same_gradients():
@@ -77,16 +81,18 @@ def test_gradient_checkpointing_gives_same_gradients():
     plain = grads()
     model.set_gradient_checkpointing(True)
     checkpointed = grads()
-    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(plain, checkpointed))
+    # the recomputed forward runs the same kernels on the same inputs: equal (measured on AVX-512 and AVX2)
+    assert all(relative_error(b, a) <= 16 * EPS32 for a, b in zip(plain, checkpointed))
 
 
 def test_temporal_resamplers_start_as_nearest_neighbour():
     x = torch.randn(2 * 5, 8, 3, 3)  # (b·f, c, h, w), b=2, f=5
     down = TemporalDownsample(8)(x, num_frames=5)
     frames = x.reshape(2, 5, 8, 3, 3)
-    assert torch.allclose(down.reshape(2, 3, 8, 3, 3), frames[:, ::2], atol=1e-6)
+    # weights of exactly 1 and 0: x·1 plus exact zeros, exact in any summation order (measured: equal)
+    assert relative_error(down.reshape(2, 3, 8, 3, 3), frames[:, ::2]) <= 4 * EPS32
     up = TemporalUpsample(8)(down, num_frames=3, target_frames=5)
-    assert torch.allclose(up.reshape(2, 5, 8, 3, 3), frames[:, [0, 0, 2, 2, 4]], atol=1e-6)
+    assert relative_error(up.reshape(2, 5, 8, 3, 3), frames[:, [0, 0, 2, 2, 4]]) <= 4 * EPS32  # as above
 
 
 @pytest.mark.parametrize("frames", [1, 4, 7])
@@ -96,7 +102,7 @@ def test_temporal_multiscale_unet_keeps_shapes(frames):
                         heads=(1, 1, 2), transformer_depth=(1, 1, 1), attention=(False, True, True),
                         temporal_attention=(False, True, True), temporal_conv=(True, True, True),
                         temporal_downsample=(True, True, False), cross_attention_dim=None, num_added_time_ids=0,
-                        down_eps=(1e-6,) * 3, conditioning="native")
+                        down_eps=(1e-6,) * 3)
     model = SpaceTimeUNet(config)
     out = model(torch.randn(2, frames, 9, 16, 16), torch.tensor(0.5))
     assert out.shape == (2, frames, 4, 16, 16) and torch.isfinite(out).all()
@@ -123,8 +129,8 @@ def test_config_rejects_bad_fields():
         UNetConfig(channels=(32, 64), heads=(1,))
     with pytest.raises(LightvidError, match="unknown keys"):
         UNetConfig.from_dict({"chanels": [32]})
-    with pytest.raises(LightvidError, match="flow 'raft' is not one of farneback, farneback_global"):
-        UNetConfig(flow="raft")
+    # an older native folder's conditioning keys are not architecture: read by its pipeline, ignored here
+    assert UNetConfig.from_dict({"conditioning": "native_flow", "flow": "farneback"}) == UNetConfig()
 
 
 @torch.no_grad()
@@ -143,4 +149,5 @@ def test_torch_compile_matches_eager():
     torch.manual_seed(0)
     model = fold_cross_attention(SpaceTimeUNet(get_preset("svd-tiny")).eval())
     inputs = unet_inputs(batch=1, frames=3, height=8, width=8)
-    assert (torch.compile(model)(**inputs) - model(**inputs)).abs().max().item() <= 1e-5
+    # inductor fuses and reorders the float32 arithmetic: measured 10 eps of max|output|
+    assert relative_error(torch.compile(model)(**inputs), model(**inputs)) <= 64 * EPS32

@@ -1,7 +1,9 @@
 """The `lightvid` command line (typer). Every user error is one line on stderr and exit code 2 (see errors.py).
 
-    app.py        the typer app and `main` (LightvidError -> one line, exit 2)
-    commands.py   generate (SVD folders), flops, train
+    app.py        the typer app and `main` (LightvidError or usage error -> one line, exit 2)
+    options.py    the options several commands share (--model, -o/--output, --seed, --steps, ...): one name, one
+                  meaning, one help text
+    commands.py   generate (SVD folders), flops, train, compress, distill
     tasks.py      animate, interpolate, extend, loop (native models, default: the embedded `photo`)
     evaluate.py   eval
 """

@@ -21,20 +21,38 @@ def check_seed(seed: int) -> None:
         raise LightvidError(f"--seed must be in [0, 2^63), got {seed}")
 
 
-def main(argv=None) -> int:
-    """Entry point: runs the app, turning LightvidError into a one-line message and exit code 2.
+# The exceptions of the click that typer runs on (newer typer versions vendor their own copy of click).
+_click_errors = sys.modules[typer.BadParameter.__module__]
 
-    Usage errors (unknown option, non-integer value) are click's: a short usage note, also exit code 2.
+
+def main(argv=None) -> int:
+    """Entry point: runs the app, turning every error into one line on stderr.
+
+    A LightvidError and a usage error (unknown option, missing option, non-numeric value) both print
+    `lightvid: error: <message>` and return 2; `lightvid` alone prints the help and returns 2.
     """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")  # lightvid never downloads
     try:
-        app(args=argv, prog_name="lightvid")
+        result = app(args=argv, prog_name="lightvid", standalone_mode=False)
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except LightvidError as e:
         typer.echo(f"lightvid: error: {e}", err=True)
         return 2
-    return 0
+    except _click_errors.ClickException as e:
+        message = e.format_message()
+        if type(e).__name__ == "NoArgsIsHelpError":  # no command: the message is the help (rich printed it already)
+            if message:
+                typer.echo(message, err=True)
+            return e.exit_code
+        ctx = getattr(e, "ctx", None)
+        hint = f" (see `{ctx.command_path} --help`)" if isinstance(e, _click_errors.UsageError) and ctx else ""
+        typer.echo(f"lightvid: error: {' '.join(message.split())}{hint}", err=True)
+        return e.exit_code
+    except typer.Abort:
+        typer.echo("lightvid: aborted", err=True)
+        return 1
+    return result if isinstance(result, int) else 0
 
 
 def console_main():

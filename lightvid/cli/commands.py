@@ -2,6 +2,7 @@
 import json
 import shutil
 from pathlib import Path
+from typing import Annotated
 
 import typer
 import yaml
@@ -9,35 +10,63 @@ import yaml
 from lightvid.errors import LightvidError
 
 from .app import app, check_positive, check_seed
+from .options import (
+    FRAMES,
+    HEIGHT,
+    NATIVE_DEFAULT,
+    NATIVE_MODELS,
+    STEPS,
+    SVD_FOLDER,
+    WIDTH,
+    AnyModel,
+    Gif,
+    Json,
+    MaxSteps,
+    Model,
+    ModelOutput,
+    Output,
+    Overwrite,
+    Seed,
+    SvdModel,
+)
 
 
 @app.command()
 def generate(
-    model: Path = typer.Option(..., "--model", help="A local Stable Video Diffusion folder in diffusers format "
-                               "(model_index.json, unet/, vae/, image_encoder/, feature_extractor/)."),
-    image: Path = typer.Option(..., "--image", help="The conditioning image (PNG/JPEG/...). It is resized to "
-                               "cover HEIGHTxWIDTH, aspect ratio kept, then center-cropped."),
-    output: str = typer.Option(..., "-o", "--output", help="Output: .mp4 (H.264), .gif, .webm, or a folder "
-                               "path ending in '/' for lossless PNG frames."),
-    frames: int | None = typer.Option(None, help="Frames to generate (default: the UNet's num_frames, 14 for SVD)."),
-    steps: int = typer.Option(25, help="Sampling steps (Euler, Karras schedule)."),
-    seed: int = typer.Option(0, help="Random seed: the same seed and settings give the same video."),
-    height: int = typer.Option(576, help="Output height in pixels (multiple of the VAE factor, 8 for SVD)."),
-    width: int = typer.Option(1024, help="Output width in pixels (multiple of the VAE factor, 8 for SVD)."),
-    fps: int = typer.Option(7, help="Frames per second: conditions the model and sets the file's frame rate."),
-    motion_bucket: int = typer.Option(127, "--motion-bucket", help="SVD motion bucket id: more = more motion."),
-    noise_aug: float = typer.Option(0.02, "--noise-aug", help="Noise added to the conditioning image."),
-    min_guidance: float = typer.Option(1.0, help="Guidance scale of the first frame (ramps linearly)."),
-    max_guidance: float = typer.Option(3.0, help="Guidance scale of the last frame."),
-    decode_chunk: int | None = typer.Option(None, "--decode-chunk", help="Frames decoded per VAE call: lower "
-                                               "bounds memory; None decodes the whole clip in one call."),
-    gif: bool = typer.Option(False, "--gif", help="Also write a GIF preview next to the output."),
-    bf16: bool = typer.Option(False, "--bf16", help="Run the UNet in bfloat16: faster on CPUs with AVX-512 BF16 "
-                              "or AMX, slightly different frames (error bounded in tests)."),
-    compile: bool = typer.Option(False, "--compile", help="torch.compile the UNet: the first step compiles "
-                                 "(minutes on CPU), later steps run fused kernels."),
+    image: Annotated[Path, typer.Argument(help="The photo to animate (any image file, any size): it conditions "
+                                          "the model, resized to cover HEIGHTxWIDTH (aspect ratio kept), then "
+                                          "center-cropped.")],
+    output: Output,
+    model: SvdModel,
+    frames: Annotated[int | None, typer.Option(help=f"{FRAMES} (default: the UNet's num_frames, 14 for SVD; the "
+                                               "native commands default to the model's window).")] = None,
+    steps: Annotated[int, typer.Option(help=f"{STEPS}, Euler with the Karras schedule (default here: 25; "
+                                       f"{NATIVE_DEFAULT}).")] = 25,
+    seed: Seed = 0,
+    height: Annotated[int, typer.Option(help=f"{HEIGHT}, a multiple of the VAE factor (8 for SVD) (default here: "
+                                        f"576, SVD's; {NATIVE_DEFAULT}).")] = 576,
+    width: Annotated[int, typer.Option(help=f"{WIDTH}, a multiple of the VAE factor (8 for SVD) (default here: "
+                                       f"1024, SVD's; {NATIVE_DEFAULT}).")] = 1024,
+    fps: Annotated[int, typer.Option(help="Frames per second: conditions the model and sets the file's frame "
+                                     "rate (the native commands use the model's own).")] = 7,
+    motion_bucket: Annotated[int, typer.Option("--motion-bucket", help="SVD motion bucket id: more = more "
+                                               "motion.")] = 127,
+    noise_aug: Annotated[float, typer.Option("--noise-aug", help="Noise added to the conditioning image.")] = 0.02,
+    min_guidance: Annotated[float, typer.Option(help="Guidance scale of the first frame (ramps linearly to "
+                                                "--max-guidance).")] = 1.0,
+    max_guidance: Annotated[float, typer.Option(help="Guidance scale of the last frame.")] = 3.0,
+    decode_chunk: Annotated[int | None, typer.Option("--decode-chunk", help="Frames decoded per VAE call: lower "
+                                                     "bounds memory (default: the whole clip in one call).")] = None,
+    gif: Gif = False,
+    bf16: bool = typer.Option(False, "--bf16", help="Run the UNet in bfloat16 where the CPU computes bf16 "
+                              "natively (AVX-512 BF16, AMX, Arm BF16): faster, slightly different frames (error "
+                              "bounded in tests). On a CPU without it, where bf16 would be many times slower, it is "
+                              "ignored with a one-line notice and float32 runs (LIGHTVID_NATIVE_BF16=1 or 0 "
+                              "overrides the detection)."),
+    compile: Annotated[bool, typer.Option("--compile", help="torch.compile the UNet: the first step compiles "
+                                          "(minutes on CPU), later steps run fused kernels.")] = False,
 ):
-    """Image-to-video with a Stable Video Diffusion checkpoint folder."""
+    """Image-to-video with a Stable Video Diffusion checkpoint folder: IMAGE conditions the video."""
     import torch
 
     from lightvid.io import check_output_path, load_image, pil_to_tensor, resize_and_crop, write_video
@@ -52,7 +81,8 @@ def generate(
     picture = pil_to_tensor(resize_and_crop(load_image(image), height, width))
     if frames is not None:  # validate the request before the (slow) model load
         image_to_video(picture, frames, fps)
-    pipe = SVDPipeline.from_pretrained(model, unet_dtype=torch.bfloat16 if bf16 else torch.float32, compile=compile)
+    from lightvid.models.precision import network_dtype
+    pipe = SVDPipeline.from_pretrained(model, unet_dtype=network_dtype(bf16), compile=compile)
     spec = image_to_video(picture, frames if frames is not None else pipe.default_frames, fps)
     settings = SVDSettings(steps=steps, min_guidance=min_guidance, max_guidance=max_guidance,
                            motion_bucket_id=motion_bucket, noise_aug_strength=noise_aug, decode_chunk_size=decode_chunk)
@@ -63,18 +93,20 @@ def generate(
 
 @app.command()
 def flops(
-    model: str = typer.Option("svd", "--model", help="A preset (svd, svd-tiny), an embedded model "
-                              "(photo, mnist) or a model folder (diffusers SVD pipeline or unet/ folder, or a "
-                              "lightvid checkpoint)."),
-    frames: int = typer.Option(14, help="Frames per clip."),
-    height: int = typer.Option(576, help="Video height in pixels (latent height = height / VAE factor)."),
-    width: int = typer.Option(1024, help="Video width in pixels."),
-    fold_cross_attention: bool = typer.Option(False, "--fold-cross-attention",
-                                              help="Count with single-token cross-attention folded (MobileVD)."),
-    as_json: bool = typer.Option(False, "--json", help="Print one JSON object instead of text."),
-    table: str | None = typer.Option(None, "--table", help="Print a named table instead of one model: "
-                                     "'mobilevd' = MobileVD's Table 2 TFLOPs column recomputed from the "
-                                     "architectures (SVD, 14 frames), beside the paper's figures."),
+    model: Annotated[str, typer.Option("--model", help=f"The model to count: an architecture preset (svd, "
+                                       f"svd-tiny), {NATIVE_MODELS}, or {SVD_FOLDER} or just its unet/ folder. "
+                                       "Only config files are read.")] = "svd",
+    frames: Annotated[int, typer.Option(help="Frames in the clip one UNet evaluation denoises (default here: 14, "
+                                        "SVD's, whatever the model).")] = 14,
+    height: Annotated[int, typer.Option(help=f"{HEIGHT} (default here: 576, SVD's, whatever the model); latent "
+                                        "height = height / the model's VAE factor.")] = 576,
+    width: Annotated[int, typer.Option(help=f"{WIDTH} (default here: 1024, SVD's, whatever the model).")] = 1024,
+    fold_cross_attention: Annotated[bool, typer.Option("--fold-cross-attention", help="Count with single-token "
+                                                       "cross-attention folded (MobileVD).")] = False,
+    as_json: Json = False,
+    table: Annotated[str | None, typer.Option("--table", help="Print a named table instead of one model: "
+                                              "'mobilevd' = MobileVD's Table 2 TFLOPs column recomputed from the "
+                                              "architectures (SVD, 14 frames), beside the paper's figures.")] = None,
 ):
     """FLOPs and parameters of ONE UNet evaluation (batch 1), counted exactly on the meta device.
 
@@ -97,9 +129,9 @@ def flops(
 
 @app.command()
 def train(
-    config: Path = typer.Option(..., "--config", help="A training YAML file (see configs/)."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after this many more steps "
-                                            "(the run resumes later from its last checkpoint)."),
+    config: Annotated[Path, typer.Option("--config", help="A training YAML file (see configs/): model, data, "
+                                         "training options and output_dir.")],
+    max_steps: MaxSteps = None,
 ):
     """Train a native model (or resume it from output_dir's last checkpoint).
 
@@ -115,15 +147,17 @@ def train(
 
 @app.command()
 def compress(
-    model: str = typer.Argument(..., help="An embedded model (mnist, photo), a native model folder, or an SVD "
-                                "pipeline / unet folder."),
-    output: Path = typer.Option(..., "-o", "--output", help="The compressed model folder to write."),
-    recipe: str = typer.Option("mobilevd", "--recipe", help="A bundled recipe (mobilevd) or a recipe YAML file."),
-    work_dir: Path | None = typer.Option(None, "--work-dir", help="Where finetuning stages and each stage's "
-                                         "model live (default: OUTPUT.work). Rerunning resumes there."),
-    finetune_steps: int | None = typer.Option(None, "--finetune-steps", help="Use this finetuning budget for "
-                                              "every step that finetunes (0: transforms only)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+    model: AnyModel,
+    output: ModelOutput,
+    recipe: Annotated[str, typer.Option("--recipe", help="A bundled recipe (mobilevd) or a recipe YAML "
+                                        "file.")] = "mobilevd",
+    work_dir: Annotated[Path | None, typer.Option("--work-dir", help="Where finetuning stages and each stage's "
+                                                  "model live (default: OUTPUT.work). Rerunning resumes "
+                                                  "there.")] = None,
+    finetune_steps: Annotated[int | None, typer.Option("--finetune-steps", help="Training steps of every "
+                                                       "finetuning stage of the recipe, replacing the recipe's "
+                                                       "(0: transforms only; default: the recipe's).")] = None,
+    overwrite: Overwrite = False,
 ):
     """Compress a model with a recipe of MobileVD transforms, finetuning between them.
 
@@ -151,24 +185,26 @@ DISTILL_TRAIN = {"batch_size": 8, "steps": 500, "lr": 5e-5, "warmup_steps": 20, 
 
 @app.command()
 def distill(
-    teacher: str = typer.Option(..., "--teacher", help="The model to distill: embedded (mnist, photo) or a native "
-                                "model folder. The student starts from its weights."),
-    output: Path = typer.Option(..., "-o", "--output", help="The student model folder to write."),
-    steps: int = typer.Option(1, "--steps", help="Sampling steps of the student (1 to 8; 1, 2 or 4 are usual)."),
-    config: Path | None = typer.Option(None, "--config", help="YAML with optional sections 'train:' (trainer "
-                                       "options: steps, lr, batch_size, ...), 'distill:' (adversarial_weight, "
-                                       "reconstruction_weight, teacher_weight, teacher_p_mean, teacher_p_std, "
-                                       "huber_c, discriminator_lr, discriminator_loss, discriminator_p_mean, "
-                                       "discriminator_p_std, head_channels) and 'data:' (a dataset, default: the "
-                                       "teacher's)."),
-    max_steps: int | None = typer.Option(None, "--max-steps", help="Stop after this many more steps (rerun to "
-                                         "continue)."),
-    overwrite: bool = typer.Option(False, "--overwrite", help="Replace OUTPUT if it exists."),
+    model: Model,
+    output: ModelOutput,
+    student_steps: Annotated[int, typer.Option("--student-steps", help="Sampling steps of the student: the step "
+                                               "count it is trained for and samples with by default (1 to 8; 1, 2 "
+                                               "or 4 are usual).")] = 1,
+    config: Annotated[Path | None, typer.Option("--config", help="YAML with optional sections 'train:' (trainer "
+                                                "options: steps, lr, batch_size, ...), 'distill:' "
+                                                "(adversarial_weight, reconstruction_weight, teacher_weight, "
+                                                "teacher_p_mean, teacher_p_std, huber_c, discriminator_lr, "
+                                                "discriminator_loss, discriminator_p_mean, discriminator_p_std, "
+                                                "head_channels) and 'data:' (a dataset, default: the "
+                                                "model's).")] = None,
+    max_steps: MaxSteps = None,
+    overwrite: Overwrite = False,
 ):
-    """Distill a model into a 1- or few-step student, adversarially (MobileVD, SF-V, SnapGen-V).
+    """Distill a model (the teacher) into a 1- or few-step student, adversarially (MobileVD, SF-V, SnapGen-V).
 
-    The run (checkpoints, log.jsonl, loss.png) lives in OUTPUT.work and resumes when run again; OUTPUT, a normal
-    model folder that samples with its step count by default, is written when training completes.
+    The student starts from the teacher's weights. The run (checkpoints, log.jsonl, loss.png) lives in OUTPUT.work
+    and resumes when run again; OUTPUT, a normal model folder that samples with its step count by default, is
+    written when training completes.
     """
     from lightvid.io import atomic_dir, check_dir_target
     from lightvid.train import finetune_config
@@ -176,16 +212,16 @@ def distill(
     from lightvid.train.state import latest_checkpoint, read_step
     from lightvid.weights import model_folder
 
-    if not 1 <= steps <= 8:
-        raise LightvidError(f"--steps must be in [1, 8], got {steps}")
+    if not 1 <= student_steps <= 8:
+        raise LightvidError(f"--student-steps must be in [1, 8], got {student_steps}")
     if max_steps is not None and max_steps < 1:
         raise LightvidError(f"--max-steps must be >= 1, got {max_steps}")
     check_dir_target(output, overwrite)
     sections = _read_sections(config, ("train", "distill", "data")) if config else {}
-    folder = model_folder(teacher)
+    folder = model_folder(model)
     work = output.with_name(output.name + ".work")
     run = finetune_config(folder, work, {**DISTILL_TRAIN, **sections.get("train", {})}, sections.get("data"),
-                          distill={"teacher": teacher, **sections.get("distill", {}), "student_steps": steps})
+                          distill={"teacher": model, **sections.get("distill", {}), "student_steps": student_steps})
     run_training(run, max_steps=max_steps)
     done = read_step(latest_checkpoint(work))
     if done < run.train.steps:
@@ -193,7 +229,7 @@ def distill(
         return
     with atomic_dir(output, overwrite=overwrite) as tmp:
         shutil.copytree(work / "model", tmp, dirs_exist_ok=True)
-    typer.echo(f"wrote {output} ({steps}-step student of {teacher}; training run in {work})")
+    typer.echo(f"wrote {output} ({student_steps}-step student of {model}; training run in {work})")
 
 
 def _read_sections(path: Path, accepted: tuple[str, ...]) -> dict:
@@ -218,8 +254,8 @@ def _print_table(name: str, as_json: bool) -> None:
 
     rows = mobilevd_rows()
     if as_json:
-        typer.echo(json.dumps([dict(label=r.label, tflops=r.tflops, paper_tflops=r.paper, params=r.params)
-                               for r in rows]))
+        typer.echo(json.dumps(dict(table=name, rows=[dict(label=r.label, tflops=r.tflops, paper_tflops=r.paper,
+                                                          params=r.params) for r in rows])))
         return
     typer.echo("MobileVD Table 2: one SVD UNet evaluation, batch 1, 14 frames")
     typer.echo(f"{'configuration':<48} {'lightvid':>9} {'paper':>7} {'diff':>7} {'params':>15}")

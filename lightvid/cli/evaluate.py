@@ -1,20 +1,22 @@
 """`lightvid eval`: a model against ground truth and baselines on its dataset's held-out clips."""
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from .app import app, check_positive
-from .tasks import Bf16, Model, Sampler, Steps, network_dtype, sampling_args
+from .options import SEED, Json, Model, Sampler, Steps
+from .tasks import Bf16, network_dtype, sampling_args
 
 
 @app.command("eval")
 def evaluate(
     task: Annotated[str, typer.Option(help="interpolate (first+last given), keyframes (every 4th and the last "
-                                      "given), predict (first half given), animate (first frame given) or loop.")],
+                                      "given), extend (first half given), animate (first frame given) or loop.")],
     model: Model = "photo",
     clips: Annotated[int, typer.Option(help="Clips to evaluate (the first N of the split).")] = 32,
-    seed: Annotated[int, typer.Option(help="Seed of the model's sampling noise (clip i uses seed + i).")] = 0,
+    seed: Annotated[int, typer.Option(help=f"{SEED}; clip i uses seed + i.")] = 0,
     steps: Steps = None,
     sampler: Sampler = None,
     bf16: Bf16 = False,
@@ -27,34 +29,41 @@ def evaluate(
     no_fd: Annotated[bool, typer.Option("--no-fd", help="Skip FD-lightvid.")] = False,
     i3d: Annotated[Path | None, typer.Option(help="A Kinetics-400 I3D network (.safetensors, see lightvid.eval.i3d) "
                                              "for FVD; none is bundled.")] = None,
-    json_out: Annotated[str | None, typer.Option("--json", help="Also write the report to this .json file.")] = None,
+    output: Annotated[str | None, typer.Option("-o", "--output", help="Also write the report to this .json "
+                                               "file.")] = None,
+    as_json: Json = False,
 ):
-    """PSNR / SSIM (and Moving MNIST MSE per frame) on the generated frames, beside copy-nearest, linear-blend,
-    Farneback-flow, farneback_visible (Farneback, each warp dropped where it leaves its frame) and
-    farneback_global (farneback_visible after the camera's motion is compensated) baselines computed in the same
-    run; the Fréchet distance in lightvid's own video encoder features (FD-lightvid, not FVD), FVD with --i3d;
-    median seconds per clip."""
-    from lightvid.errors import LightvidError
-    from lightvid.eval.evaluate import TASKS, save_report
-    from lightvid.eval.evaluate import evaluate as run_eval
-    from lightvid.pipelines.native import NativePipeline
-    from lightvid.weights import WEIGHTS_DIR
+    """A model against ground truth and classical baselines on held-out clips of its dataset.
 
-    if task not in TASKS:
-        raise LightvidError(f"unknown --task {task!r}; accepted: {', '.join(TASKS)}")
+    PSNR / SSIM (and Moving MNIST's MSE per frame) on the generated frames, beside copy-nearest, linear blend,
+    Farneback flow, farneback_visible (each warp dropped where it leaves its frame) and farneback_global (the same
+    after the camera's motion is compensated), computed in the same run; the Fréchet distance in lightvid's own
+    video encoder features (FD-lightvid, not FVD), FVD with --i3d; median seconds per clip."""
+    from lightvid.errors import LightvidError
+    from lightvid.eval.evaluate import evaluate as run_eval
+    from lightvid.eval.evaluate import save_report
+    from lightvid.pipelines.native import NativePipeline
+    from lightvid.tasks import EVALUATED_TASKS, get_task
+    from lightvid.weights import WEIGHTS_DIR
+    get_task(task, EVALUATED_TASKS)
     if split not in ("test", "train"):
         raise LightvidError(f"unknown --split {split!r}; accepted: test, train")
     check_positive(clips=clips)
     sampling_args(seed + clips - 1, steps, sampler)  # validates --seed (every clip's), --steps, --sampler
-    if json_out is not None and not json_out.endswith(".json"):
-        raise LightvidError(f"--json {json_out}: expected a file path ending in .json")
+    if output is not None and not output.endswith(".json"):
+        raise LightvidError(f"-o/--output {output}: expected a file path ending in .json")
     if no_fd and encoder is not None:
         raise LightvidError("--encoder and --no-fd contradict each other; pass one")
-    pipe, used, note = NativePipeline.for_sampling(model, steps, sampler, network_dtype(bf16))
-    used = f"{used} (bf16)" if bf16 else used
+    dtype = network_dtype(bf16)  # float32 where bf16 is not native
+    pipe, used, note = NativePipeline.for_sampling(model, steps, sampler, dtype)
+    used = f"{used} (bf16)" if dtype != network_dtype(False) else used
     if note is not None:
         typer.echo(note, err=True)
-    dataset = dataset or pipe.facts.get("dataset")
+    data_options = {}
+    if dataset is None:  # the model's own: where its files are too (the built-in datasets' held-out splits are fixed)
+        dataset = pipe.facts.get("dataset")
+        if dataset not in ("moving_mnist", "camera_motion"):
+            data_options = pipe.facts.get("data", {})
     if dataset is None:
         raise LightvidError(f"{model}: the model does not say which dataset it was trained on; pass --dataset")
     video_encoder = None
@@ -63,17 +72,20 @@ def evaluate(
         bundled = WEIGHTS_DIR / "encoders" / f"{dataset}.safetensors"
         if encoder is None and not bundled.exists():
             raise LightvidError(f"no bundled video encoder for {dataset!r}: pass --encoder FILE "
-                                "(bench/train_video_encoder.py trains one) or --no-fd")
+                                "(tools/train_video_encoder.py trains one) or --no-fd")
         video_encoder = VideoEncoder.load(encoder or bundled)
     i3d_model = None
     if i3d is not None:
         from lightvid.eval.i3d import load_i3d
         i3d_model = load_i3d(i3d)
     report = run_eval(pipe, dataset, task, clips=clips, seed=seed, steps=steps, sampler=sampler,
-                      encoder=video_encoder, i3d=i3d_model, model_name=used, split=split)
-    typer.echo(f"{used} · {task} · {dataset} {split} split · {clips} clips · {report.steps} steps · "
-               f"{report.seconds_per_clip:.2f} s per clip (median)")
-    typer.echo(report.table())
-    if json_out is not None:
-        save_report(report, json_out)
-        typer.echo(f"wrote {json_out}")
+                      encoder=video_encoder, i3d=i3d_model, model_name=used, split=split, data_options=data_options)
+    if as_json:
+        typer.echo(json.dumps(report.__dict__))  # the object -o writes
+    else:
+        typer.echo(f"{used} · {task} · {dataset} {split} split · {clips} clips · {report.steps} steps · "
+                   f"{report.seconds_per_clip:.2f} s per clip (median)")
+        typer.echo(report.table())
+    if output is not None:
+        save_report(report, output)
+        typer.echo(f"wrote {output}", err=as_json)  # with --json, stdout is the JSON object only

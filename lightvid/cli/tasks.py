@@ -11,28 +11,13 @@ import typer
 from lightvid.errors import LightvidError
 
 from .app import app, check_positive, check_seed
+from .options import FRAMES, Gif, Guidance, Height, Model, Output, Sampler, Seed, Steps, Width
 
-Model = Annotated[str, typer.Option("--model", help="An embedded model (photo, mnist) or a native model folder "
-                                    "(e.g. runs/NAME/model from `lightvid train`).")]
-Output = Annotated[str, typer.Option("-o", "--output", help="Output: .mp4 (H.264), .gif, .webm, or a folder path "
-                                     "ending in '/' for lossless PNG frames.")]
-Seed = Annotated[int, typer.Option(help="Random seed: the same seed and settings give the same video.")]
-Steps = Annotated[int | None, typer.Option(help="Sampling steps (default: the model's own, 1 for photo; a model "
-                                           "that ships a few-step student, like mnist's 1-step one, samples "
-                                           "with it unless --steps or --sampler is given, and then samples the "
-                                           "model itself: 8 steps for mnist).")]
-Sampler = Annotated[str | None, typer.Option(help="euler, euler_ancestral, heun, dpmpp_2m or renoise (default: the "
-                                             "model's own: renoise for photo and mnist).")]
-Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale; 1 = off (one model call per step).")]
-Gif = Annotated[bool, typer.Option("--gif", help="Also write a GIF preview next to the output.")]
 Bf16 = Annotated[bool, typer.Option("--bf16", help="Run the network in bfloat16 (float32 by default, the exact "
-                                    "reference): on CPUs with native bf16 (AVX-512 BF16, AMX) photo samples 1.5-1.8x "
-                                    "faster with PSNR equal to 0.01 dB (bench/RESULTS.md); on CPUs without it, "
-                                    "slower.")]
-Height = Annotated[int | None, typer.Option(help="Frame height in pixels (default: the model's, 128 for photo); "
-                                            "a multiple of the model's patch size.")]
-Width = Annotated[int | None, typer.Option(help="Frame width in pixels (default: the model's, 128 for photo); "
-                                           "a multiple of the model's patch size.")]
+                                    "reference) where the CPU computes bf16 natively (AVX-512 BF16, AMX, Arm BF16): "
+                                    "faster, PSNR equal to about 0.01 dB (bench/RESULTS.md). On a CPU without it, "
+                                    "where bf16 would be many times slower, it is ignored with a one-line notice "
+                                    "and float32 runs (LIGHTVID_NATIVE_BF16=1 or 0 overrides the detection).")]
 
 
 def sampling_args(seed: int, steps: int | None, sampler: str | None, guidance: float = 1.0) -> dict:
@@ -51,9 +36,10 @@ def sampling_args(seed: int, steps: int | None, sampler: str | None, guidance: f
 
 
 def network_dtype(bf16: bool):
-    """The network's dtype for --bf16: bfloat16, or float32 (the exact reference)."""
-    import torch
-    return torch.bfloat16 if bf16 else torch.float32
+    """The network's dtype for --bf16: bfloat16 where it is native, else float32 (the exact reference) with a
+    one-line notice when bf16 was asked for (lightvid.models.precision)."""
+    from lightvid.models.precision import network_dtype as dtype_for
+    return dtype_for(bf16)
 
 
 def _setup(output: str, model: str, height: int | None, width: int | None, bf16: bool, **sampling):
@@ -74,10 +60,10 @@ def _setup(output: str, model: str, height: int | None, width: int | None, bf16:
     return pipe, height, width, args
 
 
-def _frames(value: int | None, default: int, low: int, high: int, what: str) -> int:
+def _frames(value: int | None, default: int, low: int, high: int, what: str, option: str = "--frames") -> int:
     frames = value if value is not None else default
     if not low <= frames <= high:
-        raise LightvidError(f"--frames must be in [{low}, {high}] for {what}, got {frames}")
+        raise LightvidError(f"{option} must be in [{low}, {high}] for {what}, got {frames}")
     return frames
 
 
@@ -95,9 +81,9 @@ def _write(video, output: str, fps: float, gif: bool) -> None:
 @app.command()
 def animate(image: Annotated[Path, typer.Argument(help="The photo to animate (any image file, any size).")],
             output: Output, model: Model = "photo",
-            frames: Annotated[int | None, typer.Option(help="Frames in the video, the image included (default: "
-                                                       "the model's window, 16 for photo); longer videos are "
-                                                       "made one window at a time, up to 1024 frames.")] = None,
+            frames: Annotated[int | None, typer.Option(help=f"{FRAMES}, IMAGE the first (default: the model's "
+                                                       "window, 16 for photo); longer videos are made one window "
+                                                       "at a time, up to 1024 frames.")] = None,
             seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
             height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False):
     """Animate IMAGE: it is the first frame; the model makes the motion that follows."""
@@ -115,8 +101,8 @@ def animate(image: Annotated[Path, typer.Argument(help="The photo to animate (an
 def interpolate(first: Annotated[Path, typer.Argument(help="The first frame (an image file).")],
                 last: Annotated[Path, typer.Argument(help="The last frame (an image file).")],
                 output: Output, model: Model = "photo",
-                frames: Annotated[int | None, typer.Option(help="Frames in the video, FIRST and LAST included: 3 "
-                                                           "up to the model's window (the default).")] = None,
+                frames: Annotated[int | None, typer.Option(help=f"{FRAMES}, FIRST and LAST included: 3 up to the "
+                                                           "model's window (the default).")] = None,
                 seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
                 height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False):
     """In-between frames from FIRST to LAST (FIRST is frame 0, LAST the final frame)."""
@@ -133,8 +119,10 @@ def interpolate(first: Annotated[Path, typer.Argument(help="The first frame (an 
 @app.command()
 def extend(video: Annotated[Path, typer.Argument(help="A video file (mp4, webm, gif, ...) or a folder of frames.")],
            output: Output, model: Model = "photo",
-           frames: Annotated[int | None, typer.Option(help="New frames to add after the video (default: half "
-                                                      "the model's window); video + new frames <= 1024.")] = None,
+           new_frames: Annotated[int | None, typer.Option(help="New frames to add after VIDEO (default: half the "
+                                                          "model's window); VIDEO's frames + new frames <= 1024. "
+                                                          "(--frames, elsewhere, counts every frame of the "
+                                                          "output.)")] = None,
            seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
            height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False):
     """Continue VIDEO (a video file or a folder of frames): the output is VIDEO, resampled to the model's frame
@@ -145,19 +133,19 @@ def extend(video: Annotated[Path, typer.Argument(help="A video file (mp4, webm, 
 
     pipe, h, w, args = _setup(output, model, height, width, bf16, seed=seed, steps=steps, sampler=sampler,
                               guidance=guidance)
-    new = _frames(frames, pipe.settings.num_frames // 2, 1, MAX_FRAMES - 1, "extend")
+    new = _frames(new_frames, pipe.settings.num_frames // 2, 1, MAX_FRAMES - 1, "extend", "--new-frames")
     clip, _ = read_video(video, fps=pipe.settings.fps, size=(h, w))
     if clip.shape[0] + new > MAX_FRAMES:
-        raise LightvidError(f"{video} has {clip.shape[0]} frames at {pipe.settings.fps:g} fps; with --frames {new} "
-                            f"the result would have {clip.shape[0] + new}, more than {MAX_FRAMES}")
+        raise LightvidError(f"{video} has {clip.shape[0]} frames at {pipe.settings.fps:g} fps; with --new-frames "
+                            f"{new} the result would have {clip.shape[0] + new}, more than {MAX_FRAMES}")
     _write(continue_video(pipe, clip, clip.shape[0] + new, pipe.settings.fps, **args), output, pipe.settings.fps, gif)
 
 
 @app.command()
 def loop(image: Annotated[Path, typer.Argument(help="The first frame of the loop (an image file).")],
          output: Output, model: Model = "photo",
-         frames: Annotated[int | None, typer.Option(help="Frames in one period of the loop: 3 up to the model's "
-                                                    "window - 1 (the default).")] = None,
+         frames: Annotated[int | None, typer.Option(help=f"{FRAMES}: one period of the loop, IMAGE the first; 3 up "
+                                                    "to the model's window - 1 (the default).")] = None,
          seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
          height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False):
     """A seamless loop starting at IMAGE: played on repeat, the last frame leads back to the first.

@@ -28,8 +28,7 @@ import torch
 from lightvid.errors import LightvidError
 from lightvid.models import SpaceTimeUNet
 from lightvid.models.attention import Attention
-
-from .rebuild import rebuild
+from lightvid.models.rebuild import rebuild
 
 FUNNEL_INITS = ("coupled", "svd", "he")
 

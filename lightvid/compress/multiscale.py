@@ -14,8 +14,7 @@ from dataclasses import replace
 
 from lightvid.errors import LightvidError
 from lightvid.models import SpaceTimeUNet
-
-from .rebuild import rebuild
+from lightvid.models.rebuild import rebuild
 
 
 def add_multiscale(unet: SpaceTimeUNet, temporal_levels=(), spatial_levels=()) -> SpaceTimeUNet:

@@ -13,8 +13,7 @@ from torch.nn import functional as F
 
 from lightvid.errors import LightvidError
 from lightvid.models import SpaceTimeUNet
-
-from .rebuild import rebuild
+from lightvid.models.rebuild import rebuild
 
 # State-dict parts that belong to a block's temporal half (ResBlock) or temporal blocks (transformer).
 TEMPORAL_PARTS = (".temporal.", ".mix_factor", ".temporal_blocks.", ".time_pos_embed.")

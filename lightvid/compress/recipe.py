@@ -28,9 +28,9 @@ import yaml
 from lightvid.errors import LightvidError
 from lightvid.io import atomic_dir, atomic_write, check_dir_target
 from lightvid.models import SpaceTimeUNet
+from lightvid.models.fold import fold_cross_attention
 from lightvid.pipelines.native import PIPELINE_FILE, NativePipeline
 
-from .fold import fold_cross_attention
 from .funnels import FUNNEL_INITS, add_funnels, merge_funnels
 from .multiscale import add_multiscale
 from .prune import add_temporal_gates, keep_count, prune_temporal_blocks

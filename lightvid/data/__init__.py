@@ -6,7 +6,8 @@ drawn from a generator seeded by the dataset seed and the clip's index, so runs 
     moving_mnist    MovingMNIST       bouncing real MNIST digits, train/test digit pools disjoint
     camera_motion   CameraMotion      pan/zoom/rotate over real photos, train/test photos disjoint
     video_folder    VideoFolder       random clips from every video under a folder
-    webdataset      WebDatasetShards  random clips from videos in WebDataset tar shards
+    webdataset      WebDatasetShards  random clips from videos in WebDataset tar shards (`urls`; the test
+                                      split reads `test_urls`); training reads them by position
 
 `build_dataset(name, **kwargs)` builds one by name (what training config files call).
 """
@@ -19,7 +20,7 @@ from torch.utils.data import Dataset, IterableDataset
 
 from lightvid.data.camera_motion import CameraMotion, bundled_photos
 from lightvid.data.moving_mnist import MovingMNIST
-from lightvid.data.shards import WebDatasetShards
+from lightvid.data.shards import WebDatasetShards, write_shards
 from lightvid.data.video_folder import VideoFolder
 from lightvid.errors import LightvidError
 
@@ -54,4 +55,5 @@ __all__ = [
     "WebDatasetShards",
     "build_dataset",
     "bundled_photos",
+    "write_shards",
 ]

@@ -1,13 +1,9 @@
 """`lightvid eval`: a native model against ground truth and baselines on its dataset's held-out split.
 
-For each held-out clip (window = the model's num_frames), a task fixes which frames are given:
-    interpolate   first and last frame given, the frames between generated
-    keyframes     every KEYFRAME_STRIDE-th frame and the last given, the frames between generated (x4 slow motion)
-    predict       the first half given, the second half generated (Moving MNIST 10 -> 10)
-    animate       the first frame given (image-to-video)
-    loop          a loop of num_frames - 1 frames from the first frame, made as `lightvid loop` makes it (two
-                  passes: lightvid.pipelines.loops); its seam is measured (PSNR/SSIM against the real clip say
-                  little here: a real clip is no loop)
+For each held-out clip (window = the model's num_frames), a task of lightvid.tasks.EVALUATED_TASKS (animate,
+interpolate, keyframes, extend, loop) fixes which frames are given; a loop is made as `lightvid loop` makes it (two
+passes: lightvid.pipelines.loops) and its seam is measured (PSNR/SSIM against the real clip say little there: a
+real clip is no loop).
 The model fills the other frames; so do the baselines (copy-nearest, linear blend, OpenCV Farneback flow, and
 farneback_visible: Farneback with each warp dropped where it leaves its frame; farneback_global: farneback_visible
 on flow whose global, camera motion is fitted first) from the same given frames, in
@@ -26,21 +22,19 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
-from lightvid.data import build_dataset
+from lightvid.data import WebDatasetShards, build_dataset
 from lightvid.errors import LightvidError
 from lightvid.pipelines.loops import sample_loop
 from lightvid.pipelines.native import NativePipeline
-from lightvid.tasks import FrameSpec, loop
+from lightvid.tasks import EVALUATED_TASKS, get_task, task_spec
 
 from .baselines import BASELINES
 from .metrics import loop_seam, mnist_frame_mse, psnr, ssim
 
-TASKS = ("interpolate", "keyframes", "predict", "animate", "loop")
-KEYFRAME_STRIDE = 4
 FD_REFERENCE_CLIPS = 256  # real clips (of the evaluated split) for the Fréchet distance's reference statistics
 # which baselines can fill each task's frames from its given frames (Farneback needs frames on both sides)
 FLOW_BASELINES = ("copy_nearest", "linear_blend", "farneback", "farneback_visible", "farneback_global")
-TASK_BASELINES = {"interpolate": FLOW_BASELINES, "keyframes": FLOW_BASELINES, "predict": ("copy_nearest",),
+TASK_BASELINES = {"interpolate": FLOW_BASELINES, "keyframes": FLOW_BASELINES, "extend": ("copy_nearest",),
                   "animate": ("copy_nearest",), "loop": ("copy_nearest",)}  # copy_nearest: a still video
 
 
@@ -64,30 +58,6 @@ class EvalReport:
         return "\n".join(lines)
 
 
-def given_frames(task: str, num_frames: int) -> torch.Tensor:
-    """(F,) bool: the frames a task gives in a window of `num_frames` (for 'loop', see `task_spec`)."""
-    given = torch.zeros(num_frames, dtype=torch.bool)
-    if task == "interpolate":
-        given[0] = given[-1] = True
-    elif task == "keyframes":
-        given[::KEYFRAME_STRIDE] = given[-1] = True
-    elif task == "predict":
-        given[: num_frames // 2] = True
-    elif task in ("animate", "loop"):
-        given[0] = True
-    else:
-        raise LightvidError(f"unknown task {task!r}; accepted: {', '.join(TASKS)}")
-    return given
-
-
-def task_spec(task: str, clip: torch.Tensor, fps: float) -> FrameSpec:
-    """The FrameSpec of `task` on a ground-truth clip (F, 3, H, W); a loop of F - 1 frames for 'loop'."""
-    if task == "loop":
-        return loop(clip[0], clip.shape[0] - 1, fps)
-    given = given_frames(task, clip.shape[0])
-    return FrameSpec(clip.shape[0], fps, {int(i): clip[i] for i in torch.nonzero(given).flatten()})
-
-
 def _scores(pred: torch.Tensor, real: torch.Tensor, generated: torch.Tensor, mnist: bool, seam: bool) -> dict:
     """Per-clip metrics on the generated frames. pred, real: (F, C, H, W) in [-1, 1]; generated: (F,) bool.
     seam: add the loop seam: its ratio (jump last -> first over the median step; a still video counts as 1), and
@@ -106,20 +76,29 @@ def _scores(pred: torch.Tensor, real: torch.Tensor, generated: torch.Tensor, mni
 
 def evaluate(pipe: NativePipeline, dataset_name: str, task: str, clips: int = 32, seed: int = 0,
              steps: int | None = None, sampler: str | None = None, encoder=None, i3d=None, model_name: str = "",
-             progress: bool = True, split: str = "test") -> EvalReport:
+             progress: bool = True, split: str = "test", data_options: dict | None = None) -> EvalReport:
     """Run `task` on the first `clips` held-out clips; mean metrics for the model and each baseline.
 
     split: "test" (held out: for reporting) or "train" (for choosing sampling settings without looking at the
     test clips); the Fréchet reference clips come from the same split.
 
+    data_options: more of the dataset's options (pipeline.json's "data" fact: where a webdataset model's shards are);
+    num_frames, size and split are eval's own. Shards are read by position (`WebDatasetShards.clips`: epoch 0, the
+    shards in their listed order), so "the first N clips" is well defined.
+
     encoder: a lightvid VideoEncoder -> FD-lightvid; i3d: an I3D network (`lightvid.eval.i3d.load_i3d`) -> FVD.
     Both need clips >= 2.
     """
-    if task not in TASKS:
-        raise LightvidError(f"unknown task {task!r}; accepted: {', '.join(TASKS)}")
+    get_task(task, EVALUATED_TASKS)
     s = pipe.settings
     frames = s.num_frames
-    data = build_dataset(dataset_name, split=split, num_frames=frames, size=s.height)
+    if data_options is not None and not isinstance(data_options, dict):
+        raise LightvidError(f"the dataset options must be a mapping, got {type(data_options).__name__}")
+    options = {k: v for k, v in (data_options or {}).items() if k not in ("num_frames", "size", "split")}
+    size = s.height if s.height == s.width else (s.height, s.width)
+    data = build_dataset(dataset_name, **options, split=split, num_frames=frames, size=size)
+    if isinstance(data, WebDatasetShards):
+        data = data.clips()
     low = 2 if encoder is not None or i3d is not None else 1  # a covariance needs two clips
     if not low <= clips <= len(data):
         raise LightvidError(f"--clips must be in [{low}, {len(data)}] for the {dataset_name} {split} split"

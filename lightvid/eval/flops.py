@@ -10,9 +10,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lightvid.errors import LightvidError
-from lightvid.models import PRESETS, SpaceTimeUNet, UNetConfig, get_preset
-from lightvid.models.checkpoint import OWN_CLASS, _read_config, _resolve_folder
-from lightvid.models.config import config_from_diffusers
+from lightvid.models import PRESETS, SpaceTimeUNet, UNetConfig, get_preset, read_config, unet_folder
 
 # Pixel -> latent downscale of the autoencoder each preset is used with (SVD's VAE: 8).
 PRESET_LATENT_SCALE = {"svd": 8, "svd-tiny": 8}
@@ -36,15 +34,14 @@ def resolve_architecture(model: str) -> tuple[UNetConfig, int]:
     if model in PRESETS:
         return get_preset(model), PRESET_LATENT_SCALE.get(model, 1)
     from lightvid.weights import EMBEDDED, model_folder
-    folder = _resolve_folder(model_folder(model) if model in EMBEDDED else model)
-    raw = _read_config(folder)
-    config = UNetConfig.from_dict(raw) if raw.get("_class_name") == OWN_CLASS else config_from_diffusers(raw)
+    folder = unet_folder(model_folder(model) if model in EMBEDDED else model)
+    config = read_config(folder)
     vae_config = folder.parent / "vae" / "config.json"
     native = folder / "pipeline.json"  # native models may fold p×p pixel patches into channels
     scale = json.loads(native.read_text()).get("patch", 1) if native.exists() else 1
     if vae_config.exists():
         scale = 2 ** (len(json.loads(vae_config.read_text()).get("block_out_channels", [0] * 4)) - 1)
-    elif raw.get("_class_name") != OWN_CLASS:
+    elif json.loads((folder / "config.json").read_text()).get("_class_name") != "SpaceTimeUNet":
         scale = 8  # a bare diffusers SVD unet/ folder: SVD's VAE
     return config, scale
 

@@ -1,6 +1,7 @@
-"""Networks: the SpaceTimeUNet, its config, presets and checkpoint loading."""
-from .checkpoint import diffusers_to_lightvid_key, load_unet
+"""Networks: the SpaceTimeUNet, its config, presets, checkpoint loading and the dtype `--bf16` gets."""
+from .checkpoint import diffusers_to_lightvid_key, load_unet, read_config, unet_folder
 from .config import UNetConfig, config_from_diffusers
+from .precision import native_bf16, network_dtype
 from .presets import PRESETS, get_preset
 from .unet import SpaceTimeUNet
 
@@ -12,4 +13,8 @@ __all__ = [
            "diffusers_to_lightvid_key",
            "get_preset",
            "load_unet",
+           "native_bf16",
+           "network_dtype",
+           "read_config",
+           "unet_folder",
 ]

@@ -77,23 +77,37 @@ def _read_weights(folder: Path, names: list[str]) -> dict[str, torch.Tensor]:
     raise LightvidError(f"{folder}: no weights found (expected {' or '.join(names)})")
 
 
+def unet_folder(path) -> Path:
+    """The folder holding a UNet's config.json: `path` itself, or its unet/ (a whole pipeline folder)."""
+    return _resolve_folder(path)
+
+
+def read_config(path) -> UNetConfig:
+    """The UNetConfig of a lightvid or diffusers SVD UNet folder (or pipeline folder), from config.json alone."""
+    folder = _resolve_folder(path)
+    raw = _read_config(folder)
+    if not isinstance(raw, dict):
+        raise LightvidError(f"{folder}/config.json: not a JSON object")
+    kind = raw.get("_class_name")
+    if kind == DIFFUSERS_CLASS:
+        return config_from_diffusers(raw)
+    if kind == OWN_CLASS:
+        return UNetConfig.from_dict(raw)
+    raise LightvidError(f"{folder}/config.json: model class '{kind}' is not supported "
+                        f"(accepted: {OWN_CLASS}, diffusers {DIFFUSERS_CLASS})")
+
+
 def load_unet(path, dtype: torch.dtype | None = None, device="cpu"):
     from .unet import SpaceTimeUNet
 
     folder = _resolve_folder(path)
-    raw = _read_config(folder)
-    kind = raw.get("_class_name")
-    if kind == DIFFUSERS_CLASS:
-        config = config_from_diffusers(raw)
+    config = read_config(folder)
+    if _read_config(folder).get("_class_name") == DIFFUSERS_CLASS:
         names = ["diffusion_pytorch_model.safetensors", "diffusion_pytorch_model.fp16.safetensors"]
         state = _read_weights(folder, names)
         state = {diffusers_to_lightvid_key(k): v for k, v in state.items()}
-    elif kind == OWN_CLASS:
-        config = UNetConfig.from_dict(raw)
-        state = _read_weights(folder, [WEIGHTS_NAME])
     else:
-        raise LightvidError(f"{folder}/config.json: model class '{kind}' is not supported "
-                            f"(accepted: {OWN_CLASS}, diffusers {DIFFUSERS_CLASS})")
+        state = _read_weights(folder, [WEIGHTS_NAME])
     with torch.device("meta"):
         model = SpaceTimeUNet(config)
     expected = set(model.state_dict())

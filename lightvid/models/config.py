@@ -6,9 +6,10 @@ L-1-i and has one ResBlock more (it also consumes the downsampler's skip), as in
 from dataclasses import asdict, dataclass, fields
 
 from lightvid.errors import LightvidError
-from lightvid.eval.baselines import FLOWS
 
-CONDITIONING_MODES = ("svd", "native", "native_nearest", "native_flow", "native_flow_blend")
+# Keys of older lightvid config.json files that are not architecture: a native model's conditioning now lives in its
+# pipeline.json (lightvid.pipelines.native reads them from an older folder's config.json).
+PIPELINE_KEYS = ("conditioning", "flow")
 
 
 @dataclass
@@ -38,15 +39,6 @@ class UNetConfig:
     down_eps: tuple[float, ...] = (1e-6, 1e-6, 1e-6, 1e-5)
     mid_eps: float = 1e-5
     up_eps: float = 1e-6
-    # How a pipeline builds the input channels: "svd" = noisy latents ‖ image latents (+ CLIP token,
-    # time ids); "native" = noisy ‖ given frames (zeros elsewhere) ‖ mask, one network for every task;
-    # "native_nearest" also gives every frame its nearest given frame, "native_flow" the flow interpolation
-    # between given frames where there are two, "native_flow_blend" also the flow's parts, to reweigh them
-    # (see models/native.py).
-    conditioning: str = "svd"
-    # The optical flow behind a "native_flow" / "native_flow_blend" hint (lightvid.eval.baselines.FLOWS): plain
-    # "farneback", or "farneback_global", Farneback after the camera's affine motion is fitted and compensated.
-    flow: str = "farneback"
     # -- compressed architectures (written by lightvid.compress; the defaults are the uncompressed network) --
     # Single-token cross-attention stored folded as one linear layer, W_out·W_v (MobileVD's optimised
     # cross-attention): exact while the context is one token, which is all such a model then accepts.
@@ -102,11 +94,6 @@ class UNetConfig:
             raise LightvidError(f"UNet config: temporal_gating '{self.temporal_gating}' is not one of topk, l1")
         if not 0 < self.attention_ratio <= 1 or (self.funnel_ratio is not None and not 0 < self.funnel_ratio <= 1):
             raise LightvidError("UNet config: attention_ratio and funnel_ratio must lie in (0, 1]")
-        if self.conditioning not in CONDITIONING_MODES:
-            raise LightvidError(f"UNet config: conditioning '{self.conditioning}' is not one of "
-                                f"{', '.join(CONDITIONING_MODES)}")
-        if self.flow not in FLOWS:
-            raise LightvidError(f"UNet config: flow '{self.flow}' is not one of {', '.join(FLOWS)}")
 
     def head_width(self, level_channels: int, heads: int, funnel: bool = False) -> int:
         """q/k/v channels per attention head at a level: its channels / heads times attention_ratio (times
@@ -120,7 +107,8 @@ class UNetConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
         known = {f.name for f in fields(cls)}
-        ignored = {"_class_name", "lightvid_version", "num_frames"}  # num_frames: an SVD pipeline's clip length
+        # num_frames: an SVD pipeline's clip length
+        ignored = {"_class_name", "lightvid_version", "num_frames", *PIPELINE_KEYS}
         unknown = sorted(set(d) - known - ignored)
         if unknown:
             raise LightvidError(f"UNet config: unknown keys {unknown}; accepted: {sorted(known)}")
@@ -159,4 +147,4 @@ def config_from_diffusers(d: dict) -> UNetConfig:
         temporal_conv=(True,) * levels, temporal_downsample=(False,) * levels,
         cross_attention_dim=cross, num_added_time_ids=d.get("projection_class_embeddings_input_dim", 768) // added_dim,
         added_time_embed_dim=added_dim,
-        down_eps=tuple(1e-6 if a else 1e-5 for a in attention), mid_eps=1e-5, up_eps=1e-6, conditioning="svd")
+        down_eps=tuple(1e-6 if a else 1e-5 for a in attention), mid_eps=1e-5, up_eps=1e-6)

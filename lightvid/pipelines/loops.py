@@ -1,14 +1,11 @@
 """Loops that move: plan the way out, then generate the way back (MarDini's planner + generator, in two passes).
 
 A loop in one pass gives the model the image at both ends of the window (`lightvid.tasks.loop`). A flow-hinted
-model (`photo`) then gets a hint with zero flow, the still image, and stays on it: measured on 32 held-out
-camera-motion clips at 1 step, its one-pass loops change by 0.18 of a gray level per frame and score FD-lightvid
-7.32, a still copy's. Two passes fix that without another network:
+model then gets a hint with zero flow, the still image, and stays on it. Two passes fix that without another
+network:
   1. image-to-video from the image over the first half of the period (frames 0 .. period // 2);
   2. the loop window, with those frames given as well as the image at its end: the model generates the way back.
-The same 32 clips (`lightvid eval --model photo --task loop --clips 32`): 1.94 gray levels per frame, the jump
-back 1.97 (seam ratio 0.99), FD-lightvid 5.69; on `mnist` (its 1-step student) FD-lightvid 2.43 -> 2.10 and seam
-ratio 1.14 -> 1.04. The first pass costs half a window more (`bench/RESULTS.md`, "Loops in two passes").
+The first pass costs half a window more; bench/RESULTS.md ("Loops") has the measured effect.
 """
 import torch
 
@@ -29,8 +26,7 @@ def sample_loop(pipe, image, period: int, **sampling) -> torch.Tensor:
         raise LightvidError(f"a loop of {period} frames needs a window of {period + 1} (the first frame repeated); "
                             f"this model's window is {window} frames")
     half = period // 2
-    # The first pass is only half + 1 frames long, not a whole window cut short: on 32 held-out clips a whole
-    # window's first half gave FD-lightvid 5.80 (photo) and 2.71 (mnist) against 5.69 and 2.10.
+    # The first pass is only half + 1 frames long, not a whole window cut short (which measured worse: RESULTS.md)
     way_out = pipe(image_to_video(spec.given[0], half + 1, spec.fps), **sampling)  # (half + 1, 3, H, W)
     if half + 1 == period:  # period 2: nothing left to generate on the way back
         return way_out

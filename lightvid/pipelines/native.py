@@ -1,19 +1,22 @@
 """Every task with one native lightvid model: the FrameSpec's given frames become conditioning channels.
 
-A native model folder holds the UNet (config.json + model.safetensors) and `pipeline.json`: the frame format
-it was trained on and its sampling defaults. Pixel-space models (Moving MNIST, small photo models) need no VAE.
+A native model folder holds the UNet (config.json + model.safetensors) and `pipeline.json`: the frame format it
+was trained on, its conditioning (lightvid.conditioning.Conditioning), what the network predicts, and its sampling
+defaults (`NativeSettings`). Pixel-space models (Moving MNIST, small photo models) need no VAE.
 """
 import json
-from dataclasses import asdict, dataclass, fields
+import math
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
 
-from lightvid.diffusion import Denoiser, cfg_model, get_sampler, karras_sigmas, student_sigmas
+from lightvid.conditioning import PREDICTIONS, Conditioning
+from lightvid.diffusion import SAMPLERS, Denoiser, cfg_model, get_sampler, karras_sigmas, student_sigmas
 from lightvid.errors import LightvidError
 from lightvid.io import atomic_write
 from lightvid.models import SpaceTimeUNet
-from lightvid.models.native import NATIVE_MODES, PREDICTIONS, NativeNet
+from lightvid.models.native import NativeNet
 from lightvid.tasks import FrameSpec
 
 PIPELINE_FILE = "pipeline.json"
@@ -33,48 +36,100 @@ def _read_pipeline_file(folder: Path) -> dict:
 
 @dataclass
 class NativeSettings:
-    """What a native model was trained on, and how to sample it by default."""
-    data_channels: int = 3
+    """What a native model was trained on, what its network reads and predicts, and how to sample it by default:
+    the contents of pipeline.json (less facts such as trained_steps), and the `pipeline:` section of a training
+    config. Every value is checked on construction."""
+    data_channels: int = 3  # 3 (RGB) or 1 (grayscale models, e.g. Moving MNIST: they see luminance)
     patch: int = 1  # p×p pixels folded into channels before the UNet (see models/native.py)
-    num_frames: int = 16
+    num_frames: int = 16  # the window the model was trained on
     height: int = 64
     width: int = 64
     fps: float = 8.0
+    conditioning: Conditioning = field(default_factory=Conditioning)
+    prediction: str = "edm"  # what the network outputs (lightvid.conditioning.PREDICTIONS)
     sigma_data: float = 0.5
-    prediction: str = "edm"  # what the network outputs: edm, x0 or hint_residual (see models/native.py)
     sigma_min: float = 0.002
     sigma_max: float = 80.0
     steps: int = 25
     sampler: str = "heun"
 
+    def __post_init__(self):
+        if isinstance(self.conditioning, dict):
+            self.conditioning = Conditioning.from_dict(self.conditioning)
+        if not isinstance(self.conditioning, Conditioning):
+            raise LightvidError(f"conditioning must be a mapping, got {self.conditioning!r}")
+        for name in ("patch", "num_frames", "height", "width", "steps"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise LightvidError(f"{name} must be an integer >= 1, got {value!r}")
+        if self.data_channels not in (1, 3) or isinstance(self.data_channels, bool):
+            raise LightvidError(f"data_channels must be 1 or 3, got {self.data_channels!r}")
+        if self.height % self.patch or self.width % self.patch:
+            raise LightvidError(f"height and width ({self.height}x{self.width}) must be multiples of patch "
+                                f"{self.patch}")
+        numbers = {"fps": self.fps, "sigma_data": self.sigma_data, "sigma_min": self.sigma_min,
+                   "sigma_max": self.sigma_max}
+        for name, value in numbers.items():
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
+                    or value <= 0:
+                raise LightvidError(f"{name} must be a finite number > 0, got {value!r}")
+        if self.sigma_min >= self.sigma_max:
+            raise LightvidError(f"sigma_min ({self.sigma_min}) must be below sigma_max ({self.sigma_max})")
+        if self.sampler not in SAMPLERS:
+            raise LightvidError(f"sampler {self.sampler!r} is not one of {', '.join(SAMPLERS)}")
+        self.conditioning.check_prediction(self.prediction)
+
     @classmethod
     def from_dict(cls, d: dict) -> "NativeSettings":
+        """Settings from a mapping that may hold other keys too (pipeline.json's facts); a wrong type is one line."""
         known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in d.items() if k in known})
+        try:
+            return cls(**{k: v for k, v in d.items() if k in known})
+        except (TypeError, AttributeError) as e:
+            raise LightvidError(str(e)) from None
+
+    def to_dict(self) -> dict:
+        return {**asdict(self), "conditioning": self.conditioning.to_dict()}
+
+
+def read_settings(folder: Path) -> tuple[NativeSettings, dict]:
+    """A native model folder's (settings, facts: what pipeline.json says beyond the settings).
+
+    An older folder keeps its conditioning in config.json (`conditioning` mode and `flow`, see
+    Conditioning.from_legacy): it is translated here, on load."""
+    saved = _read_pipeline_file(folder)
+    if "conditioning" not in saved:
+        try:
+            legacy = json.loads((folder / "config.json").read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise LightvidError(f"{folder}: cannot read config.json ({e})") from None
+        if not isinstance(legacy, dict) or "conditioning" not in legacy:
+            raise LightvidError(f"{folder / PIPELINE_FILE}: no 'conditioning' (and config.json names none)")
+        saved = {**saved, "conditioning": Conditioning.from_legacy(legacy["conditioning"],
+                                                                   legacy.get("flow", "farneback"))}
+    try:
+        settings = NativeSettings.from_dict(saved)
+    except LightvidError as e:
+        raise LightvidError(f"{folder / PIPELINE_FILE}: {e}") from None
+    return settings, {k: v for k, v in saved.items() if k not in settings.to_dict()}
 
 
 class NativePipeline:
     def __init__(self, unet: SpaceTimeUNet, settings: NativeSettings, facts: dict | None = None):
-        if unet.config.conditioning not in NATIVE_MODES:
-            raise LightvidError(f"this model is not a native lightvid model (conditioning "
-                                f"'{unet.config.conditioning}', not one of {', '.join(NATIVE_MODES)})")
+        expected = settings.conditioning.channels(settings.data_channels, settings.patch)
+        if (unet.config.in_channels, unet.config.out_channels) != expected:
+            raise LightvidError(f"the network takes {unet.config.in_channels} channels in and "
+                                f"{unet.config.out_channels} out; this model's conditioning needs {expected[0]} "
+                                f"and {expected[1]} (data_channels {settings.data_channels}, patch {settings.patch})")
         self.unet, self.settings = unet, settings
         self.facts = facts or {}  # what pipeline.json says beyond the settings: trained_steps, dataset
-        if settings.prediction not in PREDICTIONS:
-            raise LightvidError(f"{PIPELINE_FILE}: prediction '{settings.prediction}' is not one of "
-                                f"{', '.join(PREDICTIONS)}")
-        net = NativeNet(unet, settings.patch, hint_skip=settings.prediction == "hint_residual")
+        net = NativeNet(unet, settings.conditioning, settings.prediction, settings.patch)
         self.denoiser = Denoiser(net, prediction=PREDICTIONS[settings.prediction], sigma_data=settings.sigma_data)
 
     @classmethod
     def from_pretrained(cls, folder, dtype: torch.dtype = torch.float32) -> "NativePipeline":
         folder = Path(folder)
-        saved = _read_pipeline_file(folder)
-        try:
-            settings = NativeSettings.from_dict(saved)
-        except (TypeError, AttributeError) as e:
-            raise LightvidError(f"{folder / PIPELINE_FILE}: not a valid pipeline file ({e})") from None
-        facts = {k: v for k, v in saved.items() if k not in asdict(settings)}
+        settings, facts = read_settings(folder)
         return cls(SpaceTimeUNet.from_pretrained(folder, dtype=dtype), settings, facts)
 
     @classmethod
@@ -111,7 +166,7 @@ class NativePipeline:
         """UNet files + pipeline.json (plus `extra` facts such as training steps, kept for the model card)."""
         self.unet.save_pretrained(folder)
         with atomic_write(Path(folder) / PIPELINE_FILE) as tmp:
-            Path(tmp).write_text(json.dumps({**asdict(self.settings), **self.facts, **(extra or {})}, indent=2))
+            Path(tmp).write_text(json.dumps({**self.settings.to_dict(), **self.facts, **(extra or {})}, indent=2))
 
     @torch.no_grad()
     def __call__(self, spec: FrameSpec, steps: int | None = None, sampler: str | None = None,

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import torch
 
-from lightvid.compress.fold import fold_cross_attention
 from lightvid.diffusion import cfg_model, get_sampler, svd_denoiser, svd_guidance_ramp, svd_sigmas
 from lightvid.errors import LightvidError
 from lightvid.models import SpaceTimeUNet
+from lightvid.models.fold import fold_cross_attention
 from lightvid.tasks import FrameSpec
 
 from .decode import decode_in_chunks

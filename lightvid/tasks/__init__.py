@@ -1,5 +1,17 @@
-"""Tasks as FrameSpecs: which frames/pixels of a clip are given (see framespec.py)."""
+"""Tasks as FrameSpecs: which frames/pixels of a clip are given (framespec.py), and the registry of task names shared
+by the CLI, training and eval (registry.py)."""
 
 from lightvid.tasks.framespec import MAX_FRAMES, FrameSpec, extend, image_to_video, interpolate, loop
+from lightvid.tasks.registry import (
+    EVALUATED_TASKS,
+    TASKS,
+    TRAINED_TASKS,
+    Task,
+    get_task,
+    given_frames,
+    sample_given_frames,
+    task_spec,
+)
 
-__all__ = ["MAX_FRAMES", "FrameSpec", "extend", "image_to_video", "interpolate", "loop"]
+__all__ = ["EVALUATED_TASKS", "MAX_FRAMES", "TASKS", "TRAINED_TASKS", "FrameSpec", "Task", "extend", "get_task",
+           "given_frames", "image_to_video", "interpolate", "loop", "sample_given_frames", "task_spec"]

@@ -1,7 +1,29 @@
-"""`accelerate launch -m lightvid.train --config FILE`: the same as `lightvid train --config FILE`."""
+"""`accelerate launch [--num_processes N] [--cpu] -m lightvid.train --config FILE [--max-steps N]`: what
+`lightvid train` does, as a module that launchers can start on every process. A bad config is one line, exit 2."""
+import argparse
 import sys
+from pathlib import Path
 
-from lightvid.cli import main
+from lightvid.errors import LightvidError
+
+from . import load_config, train
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lightvid.train", description=__doc__)
+    parser.add_argument("--config", type=Path, required=True, help="a training YAML file (see configs/)")
+    parser.add_argument("--max-steps", type=int, help="stop after this many more steps (a rerun resumes)")
+    args = parser.parse_args(argv)
+    try:
+        if args.max_steps is not None and args.max_steps < 1:
+            raise LightvidError(f"--max-steps must be >= 1, got {args.max_steps}")
+        out = train(load_config(args.config), max_steps=args.max_steps)
+    except LightvidError as e:
+        print(f"lightvid: error: {e}", file=sys.stderr)
+        return 2
+    print(f"checkpoints in {out / 'checkpoints'}, model in {out / 'model'}")
+    return 0
+
 
 if __name__ == "__main__":
-    sys.exit(main(["train", *sys.argv[1:]]))
+    sys.exit(main())

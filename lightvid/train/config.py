@@ -5,30 +5,21 @@ from pathlib import Path
 import yaml
 
 from lightvid.errors import LightvidError
-from lightvid.models import UNetConfig
-from lightvid.models.native import HINTED_MODES, NATIVE_MODES, PREDICTIONS, native_channels
+from lightvid.models import UNetConfig, read_config
+from lightvid.pipelines.native import NativeSettings, read_settings
+from lightvid.tasks import TRAINED_TASKS
 
-from .masking import TASKS
 from .objective import FRAME_WEIGHTS
 
 
 @dataclass
 class DiffusionConfig:
-    """EDM training (Karras et al. 2022): σ ~ LogNormal(p_mean, p_std), λ(σ) weighting (see train/objective.py).
+    """EDM training noise (Karras et al. 2022): σ ~ LogNormal(p_mean, p_std), λ(σ) weighting (see train/objective.py).
 
-    prediction: what the network outputs: "edm" (EDM's F, which mixes the noise in at low σ), "x0" (the clean
-    clip, for networks whose finest level is too narrow to carry the noise; see objective.py) or "hint_residual"
-    (x0 minus the nearest given frame; see models/native.py).
-    frame_weight: "uniform" or "hint_relative" (each frame's error over its hint's; hint_residual only), see
-    train/objective.py."""
-    sigma_data: float = 0.5
-    prediction: str = "edm"
+    frame_weight: "uniform" or "hint_relative" (each frame's error over its hint's; hint_residual prediction only),
+    see train/objective.py."""
     p_mean: float = -1.2
     p_std: float = 1.2
-    sigma_min: float = 0.002  # sampling schedule defaults stored with the model
-    sigma_max: float = 80.0
-    sample_steps: int = 25
-    sampler: str = "heun"
     frame_weight: str = "uniform"
 
 
@@ -80,24 +71,26 @@ class DistillConfig:
     teacher_p_std: float = 1.0
 
 
-# the task mix of a config without `tasks:` (and of every `lightvid distill` run): FrameSpec kind -> weight
-DEFAULT_TASKS = {"image_to_video": 0.3, "interpolate": 0.2, "extend": 0.2, "random": 0.2, "unconditional": 0.1}
+# the task mix of a config without `tasks:` (and of every `lightvid distill` run): task name -> weight
+DEFAULT_TASKS = {"animate": 0.3, "interpolate": 0.2, "extend": 0.2, "random": 0.2, "unconditional": 0.1}
+# pipeline settings that the data fixes (the trained model's pipeline.json takes them from the clips)
+FROM_DATA = ("num_frames", "height", "width")
 
 
 @dataclass
 class TrainConfig:
     output_dir: str
-    model: UNetConfig
+    model: UNetConfig  # the UNet's architecture; its in/out channels follow from `pipeline` (leave them out)
     data: dict  # build_dataset(name=..., **kwargs)
-    data_channels: int = 3
-    patch: int = 1  # p×p pixel patches folded into channels (space-to-depth) before the UNet
+    # The trained model's pipeline.json: frame format (data_channels, patch, fps), conditioning, prediction,
+    # sigma_data and sampling defaults; num_frames, height and width come from the data.
+    pipeline: NativeSettings = field(default_factory=NativeSettings)
     seed: int = 0
-    fps: float = 8.0
     tasks: dict = field(default_factory=lambda: dict(DEFAULT_TASKS))
     diffusion: DiffusionConfig = field(default_factory=DiffusionConfig)
     train: OptimConfig = field(default_factory=OptimConfig)
-    # A native model folder whose weights start the run (finetuning; lightvid compress). `model` may then be
-    # left out: it is read from the folder.
+    # A native model folder whose weights start the run (finetuning; lightvid compress). `model` and `pipeline`
+    # may then be left out: they are read from the folder.
     init_from: str | None = None
     # Present: train a few-step student of `distill.teacher` adversarially instead of denoising (lightvid distill).
     distill: DistillConfig | None = None
@@ -112,8 +105,20 @@ def _build(cls, values: dict, where: str):
         raise LightvidError(f"config: unknown key(s) {unknown} in '{where}'; accepted: {sorted(known)}")
     try:
         return cls(**values)
-    except TypeError as e:
+    except (TypeError, LightvidError) as e:
         raise LightvidError(f"config: '{where}': {e}") from None
+
+
+def _network(raw_model, settings: NativeSettings) -> UNetConfig:
+    """The `model` section with in/out channels derived from the pipeline settings (given ones must agree)."""
+    if not isinstance(raw_model, dict):
+        raise LightvidError("config: 'model' must be a mapping")
+    channels = settings.conditioning.channels(settings.data_channels, settings.patch)
+    given = (raw_model.get("in_channels", channels[0]), raw_model.get("out_channels", channels[1]))
+    if given != channels:
+        raise LightvidError(f"config: model in/out channels {given[0]}/{given[1]} disagree with the pipeline "
+                            f"settings, which need {channels[0]}/{channels[1]}; leave them out (they are derived)")
+    return UNetConfig.from_dict({**raw_model, "in_channels": channels[0], "out_channels": channels[1]})
 
 
 def config_from_dict(raw: dict) -> TrainConfig:
@@ -121,36 +126,39 @@ def config_from_dict(raw: dict) -> TrainConfig:
     if isinstance(raw.get("distill"), dict) and "teacher" in raw["distill"] and not raw.get("init_from"):
         raw["init_from"] = raw["distill"]["teacher"]  # a student starts from its teacher
     if raw.get("init_from"):
-        from lightvid.models.checkpoint import _read_config
         from lightvid.weights import model_folder
-        raw["init_from"] = str(model_folder(raw["init_from"]))
-        raw.setdefault("model", _read_config(Path(raw["init_from"])))
-    sections = {"model": lambda v: UNetConfig.from_dict(v) if isinstance(v, dict) else _build(UNetConfig, v, "model"),
-                "diffusion": lambda v: _build(DiffusionConfig, v, "diffusion"),
+        folder = model_folder(raw["init_from"])
+        raw["init_from"] = str(folder)
+        raw.setdefault("model", read_config(folder).to_dict())
+        if "pipeline" not in raw:
+            saved = read_settings(folder)[0].to_dict()
+            raw["pipeline"] = {k: v for k, v in saved.items() if k not in FROM_DATA}
+    pipeline = raw.get("pipeline", {})
+    if not isinstance(pipeline, dict):
+        raise LightvidError("config: 'pipeline' must be a mapping")
+    fixed = sorted(set(pipeline) & set(FROM_DATA))
+    if fixed:
+        raise LightvidError(f"config: pipeline {fixed} come from the data section, not from 'pipeline'")
+    raw["pipeline"] = _build(NativeSettings, pipeline, "pipeline")
+    if "model" not in raw:
+        raise LightvidError("config: a 'model' section (the UNet's architecture) is needed without init_from")
+    raw["model"] = _network(raw["model"], raw["pipeline"])
+    sections = {"diffusion": lambda v: _build(DiffusionConfig, v, "diffusion"),
                 "train": lambda v: _build(OptimConfig, v, "train"),
                 "distill": lambda v: None if v is None else _build(DistillConfig, v, "distill")}
     for key, make in sections.items():
         if key in raw:
             raw[key] = make(raw[key])
     config = _build(TrainConfig, raw, "top level")
-    mode = config.model.conditioning
-    if mode not in NATIVE_MODES:
-        raise LightvidError(f"config: lightvid trains native models: model.conditioning must be one of "
-                            f"{', '.join(NATIVE_MODES)}, got '{mode}'")
-    channels = native_channels(config.data_channels, config.patch, mode)
-    if (config.model.in_channels, config.model.out_channels) != channels:
-        raise LightvidError(f"config: with data_channels {config.data_channels}, patch {config.patch} and '{mode}' "
-                            f"conditioning, model.in_channels must be {channels[0]} and model.out_channels "
-                            f"{channels[1]} (see lightvid/models/native.py)")
-    unknown_tasks = sorted(set(config.tasks) - set(TASKS))
+    unknown_tasks = sorted(set(config.tasks) - set(TRAINED_TASKS))
     if unknown_tasks:
-        raise LightvidError(f"config: unknown task(s) {unknown_tasks}; accepted: {', '.join(TASKS)}")
+        raise LightvidError(f"config: unknown task(s) {unknown_tasks}; accepted: {', '.join(TRAINED_TASKS)}")
     weights = list(config.tasks.values())
     if not all(isinstance(w, (int, float)) and w >= 0 for w in weights) or sum(weights) <= 0:
         raise LightvidError(f"config: task weights must be numbers >= 0 with a positive sum, got {config.tasks}")
     t = config.train
-    for name in ("batch_size", "steps", "checkpoint_every", "log_every", "data_channels", "patch"):
-        value = getattr(t, name) if hasattr(t, name) else getattr(config, name)
+    for name in ("batch_size", "steps", "checkpoint_every", "log_every"):
+        value = getattr(t, name)
         if not isinstance(value, int) or value < 1:
             raise LightvidError(f"config: '{name}' must be an integer >= 1, got {value!r}")
     if not isinstance(t.warmup_steps, int) or t.warmup_steps < 0 or not isinstance(t.num_workers, int) \
@@ -160,17 +168,11 @@ def config_from_dict(raw: dict) -> TrainConfig:
     if not all(isinstance(v, (int, float)) for v in numbers) or not (
             t.lr > 0 and 0 <= t.ema_decay < 1 and t.grad_clip > 0 and t.gate_lr > 0 and t.gate_l1 >= 0):
         raise LightvidError("config: need lr > 0, 0 <= ema_decay < 1, grad_clip > 0, gate_lr > 0 and gate_l1 >= 0")
-    prediction = config.diffusion.prediction
-    if prediction not in PREDICTIONS or (prediction == "hint_residual" and mode not in HINTED_MODES):
-        raise LightvidError(f"config: diffusion.prediction '{prediction}' is not one of {', '.join(PREDICTIONS)} "
-                            f"(hint_residual needs model.conditioning {' or '.join(HINTED_MODES)})")
-    if mode == "native_flow_blend" and prediction != "hint_residual":
-        raise LightvidError("config: model.conditioning native_flow_blend needs diffusion.prediction hint_residual "
-                            "(its extra output channel reweighs the flow hint)")
+    prediction = config.pipeline.prediction
     if config.diffusion.frame_weight not in FRAME_WEIGHTS or (
             config.diffusion.frame_weight == "hint_relative" and prediction != "hint_residual"):
         raise LightvidError(f"config: diffusion.frame_weight '{config.diffusion.frame_weight}' is not one of "
-                            f"{', '.join(FRAME_WEIGHTS)} (hint_relative needs diffusion.prediction hint_residual)")
+                            f"{', '.join(FRAME_WEIGHTS)} (hint_relative needs pipeline.prediction hint_residual)")
     if config.distill is not None:
         _check_distill(config.distill)
     if "name" not in config.data:
@@ -194,33 +196,47 @@ def _check_distill(d: DistillConfig) -> None:
 
 
 def finetune_config(folder, output_dir, train: dict, data: dict | None = None, **extra) -> TrainConfig:
-    """A config that continues training the native model in `folder` (its frame format, noise settings and
-    dataset) into `output_dir`, with `train` options; `extra` top-level keys (distill, tasks) pass through."""
-    from lightvid.pipelines.native import NativePipeline
-
-    pipe = NativePipeline.from_pretrained(folder)
-    s = pipe.settings
+    """A config that continues training the native model in `folder` (its network, pipeline settings and dataset)
+    into `output_dir`, with `train` options; `extra` top-level keys (distill, tasks) pass through."""
+    settings, facts = read_settings(folder)
     if data is None:
-        if "dataset" not in pipe.facts:
+        if "dataset" not in facts:
             raise LightvidError(f"{folder}: the model does not say which dataset it was trained on "
                                 "(pipeline.json 'dataset'); give a 'data:' section")
-        if s.height != s.width:
+        if settings.height != settings.width:
             raise LightvidError("finetuning on the built-in datasets needs square frames; give a 'data:' section")
-        data = {"name": pipe.facts["dataset"], "num_frames": s.num_frames, "size": s.height}
-    return config_from_dict({
-        "output_dir": str(output_dir), "init_from": str(folder), "data": data, "fps": s.fps,
-        "data_channels": s.data_channels, "patch": s.patch, "train": train,
-        "diffusion": {"sigma_data": s.sigma_data, "prediction": s.prediction, "sigma_min": s.sigma_min,
-                      "sigma_max": s.sigma_max, "sample_steps": s.steps, "sampler": s.sampler}, **extra})
+        data = {"name": facts["dataset"], "num_frames": settings.num_frames, "size": settings.height}
+    return config_from_dict({"output_dir": str(output_dir), "init_from": str(folder), "data": data, "train": train,
+                             **extra})
 
 
-def load_config(path) -> TrainConfig:
+def _merged(base: dict, override: dict) -> dict:
+    """`override` on top of `base`, mappings merged key by key (a section names only what it changes)."""
+    out = dict(base)
+    for key, value in override.items():
+        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_yaml_config(path, seen: tuple = ()) -> dict:
+    """A config file as a mapping, with its `base:` (a config file, relative to this one) merged underneath."""
+    path = Path(path)
     try:
-        raw = yaml.safe_load(Path(path).read_text())
+        raw = yaml.safe_load(path.read_text())
     except OSError as e:
         raise LightvidError(f"{path}: cannot read config ({e.strerror})") from None
     except yaml.YAMLError as e:
         raise LightvidError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict):
         raise LightvidError(f"{path}: a training config is a YAML mapping")
-    return config_from_dict(raw)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    base_path = (path.parent / str(base)).resolve()
+    if base_path in seen:
+        raise LightvidError(f"{path}: 'base' includes itself ({base})")
+    return _merged(read_yaml_config(base_path, (*seen, path.resolve())), raw)
+
+
+def load_config(path) -> TrainConfig:
+    return config_from_dict(read_yaml_config(path))

@@ -13,59 +13,24 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator
 from safetensors.torch import load_file
-from torch.utils.data import DataLoader, Dataset, IterableDataset
+from torch.utils.data import DataLoader, IterableDataset
 from tqdm import tqdm
 
-from lightvid.data import build_dataset
+from lightvid.conditioning import PREDICTIONS
+from lightvid.data import WebDatasetShards, build_dataset
 from lightvid.diffusion import Denoiser
 from lightvid.errors import LightvidError
 from lightvid.io import atomic_dir, atomic_write
 from lightvid.models import SpaceTimeUNet
-from lightvid.models.native import PREDICTIONS, SWITCHABLE_MODES, NativeNet, widen_for_blend
-from lightvid.pipelines.native import NativePipeline, NativeSettings
+from lightvid.models.native import NativeNet
+from lightvid.pipelines.native import NativePipeline
+from lightvid.tasks import sample_given_frames
 
+from .batches import ShardBatches, StepBatches, _seed
 from .config import TrainConfig
-from .masking import sample_given_frames
 from .objective import denoising_loss
 from .plots import plot_loss_curve
 from .state import latest_checkpoint, load_extra, load_optimizer, read_step, save_checkpoint
-
-
-def _seed(*parts: int) -> int:
-    """A 63-bit seed from integers (stable across runs and machines)."""
-    value = 0x9E3779B97F4A7C15
-    for p in parts:
-        value = (value * 6364136223846793005 + int(p) + 1442695040888963407) % (1 << 63)
-    return value
-
-
-class StepBatches(Dataset):
-    """Item `step` = this rank's batch of clips for that step: (b, f, c, h, w) frames.
-
-    The clip indices come from a fresh permutation of the dataset per epoch, seeded by (seed, epoch), so the
-    batch at any step is known without replaying earlier steps.
-    """
-
-    def __init__(self, dataset, batch_size: int, seed: int, rank: int, world: int):
-        self.dataset, self.batch_size, self.seed, self.rank, self.world = dataset, batch_size, seed, rank, world
-        self._perm_epoch, self._perm = -1, None
-
-    def __len__(self) -> int:
-        return 1 << 62
-
-    def _index(self, position: int) -> int:
-        n = len(self.dataset)
-        epoch, offset = divmod(position, n)
-        if epoch != self._perm_epoch:
-            self._perm = torch.randperm(n, generator=torch.Generator().manual_seed(_seed(self.seed, epoch)))
-            self._perm_epoch = epoch
-            if hasattr(self.dataset, "set_epoch"):  # new crops/starts per epoch, still a function of the step
-                self.dataset.set_epoch(epoch)
-        return int(self._perm[offset])
-
-    def __getitem__(self, step: int) -> torch.Tensor:
-        start = (step * self.world + self.rank) * self.batch_size
-        return torch.stack([self.dataset[self._index(start + i)][0] for i in range(self.batch_size)])
 
 
 def _logged_step(line: str) -> float:
@@ -95,7 +60,8 @@ def _check_same_run(checkpoint: Path, config: TrainConfig) -> None:
     saved = json.loads((checkpoint / "state.json").read_text())["config"]
     current = json.loads(json.dumps(asdict(config)))
     free = {"init_from", "train.steps", "train.checkpoint_every", "train.log_every", "train.num_workers"}
-    sections = ("model", "diffusion", "train", "distill")  # dataclasses: a field newer than the run was at default
+    # dataclasses: a field newer than the run was at its default
+    sections = ("model", "pipeline", "diffusion", "train", "distill")
     changed = [key for key, value in current.items()
                if key not in free | set(sections) and key in saved and saved[key] != value]
     for section in sections:
@@ -111,25 +77,12 @@ def _check_same_run(checkpoint: Path, config: TrainConfig) -> None:
 
 
 def _initial_weights(config: TrainConfig) -> SpaceTimeUNet:
-    """The `init_from` model, checked against the run's model config and frame format."""
+    """The `init_from` model's network, checked against the run's: the same architecture and channels (its hint may
+    differ, e.g. a flow hint where it had a nearest-frame one: no weight depends on where a hint comes from)."""
     start = NativePipeline.from_pretrained(config.init_from)
-    saved = start.unet.config
-    if {saved.conditioning, config.model.conditioning} <= set(SWITCHABLE_MODES):
-        # native_nearest <-> native_flow: the same channels and weights, a new hint for in-between frames
-        saved = replace(saved, conditioning=config.model.conditioning)
-    elif saved.conditioning in SWITCHABLE_MODES and config.model.conditioning == "native_flow_blend":
-        # zero weights on the new channels: the run starts from exactly the model it was given
-        start.unet = widen_for_blend(start.unet, start.settings.data_channels, start.settings.patch)
-        saved = start.unet.config
-    saved = replace(saved, flow=config.model.flow)  # the hint's flow: no weight depends on it
-    if saved != config.model:
-        raise LightvidError(f"init_from {config.init_from}: its UNet config differs from the config's 'model' "
-                            "(leave 'model' out to use the folder's)")
-    start.unet.config = config.model
-    if (start.settings.data_channels, start.settings.patch) != (config.data_channels, config.patch):
-        raise LightvidError(f"init_from {config.init_from}: it takes {start.settings.data_channels}-channel frames "
-                            f"in {start.settings.patch}x{start.settings.patch} patches; the config says "
-                            f"{config.data_channels} and {config.patch}")
+    if start.unet.config != config.model:
+        raise LightvidError(f"init_from {config.init_from}: its network differs from the config's 'model' and "
+                            "'pipeline' (leave them out to use the folder's)")
     return start.unet
 
 
@@ -148,11 +101,12 @@ def _distillation(config: TrainConfig):
     """The adversarial objective of a `distill` run (teacher loaded from its folder), else None."""
     if config.distill is None:
         return None
-    from lightvid.compress.distill import Distillation
     from lightvid.weights import model_folder
 
+    from .distill import Distillation
+
     teacher = NativePipeline.from_pretrained(model_folder(config.distill.teacher))
-    return Distillation(config.distill, teacher, config.diffusion.sigma_min, config.diffusion.sigma_max)
+    return Distillation(config.distill, teacher, config.pipeline.sigma_min, config.pipeline.sigma_max)
 
 
 def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int, clip_shape, folder: Path) -> None:
@@ -161,13 +115,14 @@ def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int,
         shipped = SpaceTimeUNet(unet.config)
     shipped.load_state_dict({k: v.clone() for k, v in ema.items()}, assign=True)
     frames, _, height, width = clip_shape
-    settings = NativeSettings(data_channels=config.data_channels, patch=config.patch, num_frames=frames,
-                              height=height, width=width, fps=config.fps,
-                              sigma_data=config.diffusion.sigma_data, prediction=config.diffusion.prediction,
-                              sigma_min=config.diffusion.sigma_min,
-                              sigma_max=config.diffusion.sigma_max, steps=config.diffusion.sample_steps,
-                              sampler=config.diffusion.sampler)
-    facts = {"trained_steps": step, "dataset": config.data["name"]}
+    settings = replace(config.pipeline, num_frames=frames, height=height, width=width)
+    data = {}  # the dataset's options (where its files are: `lightvid eval` reads them); the JSON-able ones
+    for key, value in config.data.items():
+        try:  # paths as strings
+            data[key] = json.loads(json.dumps(value, default=lambda v: str(Path(v))))
+        except (TypeError, ValueError):
+            pass
+    facts = {"trained_steps": step, "dataset": data.pop("name"), "data": data}
     if config.distill is not None:  # a student samples with the steps it was distilled for, by default
         settings = replace(settings, steps=config.distill.student_steps, sampler="renoise")
         facts.update(distilled_from=str(config.distill.teacher), student_steps=config.distill.student_steps)
@@ -178,7 +133,11 @@ def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int,
 def train(config: TrainConfig, max_steps: int | None = None, progress: bool = True) -> Path:
     """Train (or resume) until `config.train.steps`, or stop after `max_steps` more steps. Returns output_dir."""
     opt = config.train
-    accelerator = Accelerator(mixed_precision="bf16" if opt.bf16 else "no")
+    from accelerate import PartialState
+
+    from lightvid.models.precision import network_dtype  # bf16: true falls back to float32 where bf16 is emulated
+    native = network_dtype(opt.bf16, PartialState().device, "bf16: true") == torch.bfloat16
+    accelerator = Accelerator(mixed_precision="bf16" if native else "no")
     out = Path(config.output_dir)
     torch.manual_seed(config.seed)
     unet = SpaceTimeUNet(config.model)
@@ -204,22 +163,24 @@ def train(config: TrainConfig, max_steps: int | None = None, progress: bool = Tr
     distill = _distillation(config)
     if distill is not None and checkpoint is not None:
         load_extra(checkpoint, "discriminator", distill.heads(), distill.optimizer)
-    hint_skip = config.diffusion.prediction == "hint_residual"
-    model, optimizer = accelerator.prepare(NativeNet(unet, config.patch, hint_skip), optimizer)
+    p = config.pipeline
+    model, optimizer = accelerator.prepare(NativeNet(unet, p.conditioning, p.prediction, p.patch), optimizer)
     if distill is not None:
         distill.prepare(accelerator)
-    denoiser = Denoiser(model, prediction=PREDICTIONS[config.diffusion.prediction],
-                        sigma_data=config.diffusion.sigma_data)
+    denoiser = Denoiser(model, prediction=PREDICTIONS[p.prediction], sigma_data=p.sigma_data)
 
     dataset = build_dataset(config.data["name"], **{k: v for k, v in config.data.items() if k != "name"})
-    if isinstance(dataset, IterableDataset):
-        raise LightvidError("training needs a map-style dataset (moving_mnist, camera_motion, video_folder); "
-                            "streaming shards cannot resume exactly yet")
-    clip_shape = tuple(dataset[0][0].shape)  # (f, c, h, w)
-    if clip_shape[1] != config.data_channels:
-        raise LightvidError(f"config: data_channels is {config.data_channels} but the dataset gives "
+    rank, world = accelerator.process_index, accelerator.num_processes
+    if isinstance(dataset, WebDatasetShards):  # read by position: the same exact resume (train/batches.py)
+        batches = ShardBatches(dataset, opt.batch_size, config.seed, rank, world)
+    elif isinstance(dataset, IterableDataset):
+        raise LightvidError(f"training needs a map-style dataset or webdataset shards, not {config.data['name']}")
+    else:
+        batches = StepBatches(dataset, opt.batch_size, config.seed, rank, world)
+    clip_shape = batches.clip_shape  # (f, c, h, w)
+    if clip_shape[1] != p.data_channels:
+        raise LightvidError(f"config: pipeline.data_channels is {p.data_channels} but the dataset gives "
                             f"{clip_shape[1]}-channel frames")
-    batches = StepBatches(dataset, opt.batch_size, config.seed, accelerator.process_index, accelerator.num_processes)
     end = opt.steps if max_steps is None else min(opt.steps, start + max_steps)
     loader = DataLoader(batches, batch_size=None, sampler=range(start, end), num_workers=opt.num_workers,
                         persistent_workers=False)

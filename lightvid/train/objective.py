@@ -1,34 +1,26 @@
 """The training loss: EDM denoising on the generated frames only.
 
-Why EDM (Karras et al. 2022) rather than plain v-prediction: its preconditioning gives the network unit-variance
-inputs and targets at every noise level, and λ(σ) = (σ² + σ_d²)/(σ·σ_d)² makes every σ contribute equally —
-the same framework SVD uses, so one Denoiser and one set of samplers serve SVD checkpoints and our own models.
-Given frames enter clean through the conditioning channels; the loss ignores them (MarDini: loss on the
-masked frames only), so the network spends its capacity on what it must generate.
+EDM (Karras et al. 2022) preconditioning gives the network unit-variance inputs and targets at every noise level,
+and λ(σ) = (σ² + σ_d²)/(σ·σ_d)² makes every σ contribute equally: the framework SVD uses, so one Denoiser and one
+set of samplers serve SVD checkpoints and lightvid's own models. Given frames enter clean through the conditioning
+channels and the loss ignores them (MarDini: loss on the masked frames only).
 
-Two outputs (DiffusionConfig.prediction):
-- "edm": EDM's F. At low σ its target tends to minus the noise: every pixel's own random value, which the
-  network must carry from input to output. Fine when a token holds few values (Moving MNIST: 16 values per
-  token, 64 channels), not when it holds many: with 4×4 RGB patches (48 values per token beside 48 hint
-  values in 96 channels) the photo model never learned to denoise at σ <= 0.5 (held-out MSE flat from step
-  200 to 400, 0.08 at σ = 0.5) and its samples stayed noisy.
-- "x0": the network outputs the clean clip, which lies near a low-dimensional set (smooth, close to the given
-  frames) even when a token is wide: Li & He 2025 ("Back to Basics: Let Denoising Generative Models Denoise")
-  show noise prediction collapsing and x-prediction working with large pixel patches. λ(σ) then grows as 1/σ²
-  at low noise, where the estimate's error is mostly rounding, so it is capped at SNR = MIN_SNR_GAMMA
-  (Min-SNR weighting, Hang et al. 2023): λ·σ_d² = 1 + SNR ≤ 1 + γ.
-- "hint_residual": x0-prediction whose network adds to the nearest given frame (models/native.py): with
-  plain x0 every colour must pass through the network, and a photo model trained on 12 photos turned a
-  held-out blue sky teal; a skip from the given frame keeps colours and detail exact. Weighted as "x0".
+What the network outputs (NativeSettings.prediction, lightvid.conditioning.PREDICTIONS):
+- "edm": EDM's F. At low σ its target tends to minus the noise, every pixel's own random value, which the network
+  must carry from input to output: fine when a token holds few values, hard with wide pixel patches.
+- "x0": the clean clip, which lies near a low-dimensional set even when a token is wide (Li & He 2025, "Back to
+  Basics: Let Denoising Generative Models Denoise"). λ(σ) then grows as 1/σ² at low noise, where the estimate's
+  error is mostly rounding, so it is capped at SNR = MIN_SNR_GAMMA (Min-SNR weighting, Hang et al. 2023):
+  λ·σ_d² = 1 + SNR ≤ 1 + γ.
+- "hint_residual": x0 minus the hint (lightvid.conditioning): colours and detail of the given frames pass through
+  exactly instead of through the network. Weighted as "x0".
 
-Frame weighting (DiffusionConfig.frame_weight), for "hint_residual" models:
-- "uniform": every generated pixel counts the same, so a clip the hint already gets nearly right (a slow camera
-  move that Farneback interpolates to 40 dB) adds almost nothing to the loss, and the network learns to leave a
-  noise floor on it: `photo` stage 3 at step 300 (one step) beat Farneback on the hard training clips (19.4 vs
-  19.0 dB) and lost 2-6 dB on the easy ones, which is where a mean PSNR is won or lost (bench/RESULTS.md).
+Frame weighting (DiffusionConfig.frame_weight), for "hint_residual" networks:
+- "uniform": every generated pixel counts the same, so a frame the hint already gets nearly right adds almost
+  nothing to the loss, and the network may leave a noise floor on it.
 - "hint_relative": each generated frame's squared error is divided by the hint's own on that frame (plus
-  HINT_MSE_FLOOR): the loss is the error relative to the hint, i.e. a PSNR gain over it (a dB is a ratio of
-  MSEs), so easy frames count as much as hard ones. The hint's error is a constant of the batch (no gradient).
+  HINT_MSE_FLOOR): the loss is the error relative to the hint, a PSNR gain over it (a dB is a ratio of MSEs), so
+  easy frames count as much as hard ones. The hint's error is a constant of the batch (no gradient).
 """
 import torch
 

@@ -3,14 +3,14 @@
     photo   animates any photo with camera motion (pan / zoom / rotation), 128x128, 16 frames at 8 fps
     mnist   Moving MNIST, 64x64, 20 frames at 10 fps: the measurable benchmark model; samples with its
             distilled 1-step student (mnist/1step) by default
-    mnist-mobilevd   `mnist` compressed by `lightvid compress mnist --recipe mobilevd` (half the FLOPs)
+    mnist-mobilevd   `mnist` compressed by `lightvid compress --model mnist --recipe mobilevd` (half the FLOPs)
 
 Each folder has a MODEL_CARD.md (data, steps, CPU-hours, metrics). A model is rebuilt by
-`lightvid train --config configs/<name>.yaml`, then `python bench/ship_model.py runs/<name>/model <name>`
-(`photo` trains in two stages, configs/photo.yaml then configs/photo_flow.yaml; its card has the commands).
+`lightvid train --config configs/<name>.yaml`, then `python tools/ship_model.py runs/<name>/model <name>`
+(`photo`'s card lists the stages its shipped weights were trained in).
 Every command that takes `--model` accepts one of these names or the path of any native model folder (e.g. a
 training run's `runs/<name>/model`). A folder may also ship a few-step student in a subfolder named by its
-pipeline.json (`bench/ship_model.py STUDENT NAME --student`): the sampling commands then use the student unless
+pipeline.json (`tools/ship_model.py STUDENT NAME --student`): the sampling commands then use the student unless
 `--steps`/`--sampler` is given (`NativePipeline.for_sampling`); `NativePipeline.from_pretrained` always loads the
 folder's own weights.
 """

@@ -4,7 +4,7 @@ Writes one safetensors file (weights, config and training settings in its metada
 loss every `--log-every` steps. Clips are the dataset's defaults: Moving MNIST 20×64×64 grey,
 camera motion 16×128×128 RGB.
 
-    .venv/bin/python bench/train_video_encoder.py --dataset moving_mnist --steps 2000 -o runs/fd_mnist.safetensors
+    .venv/bin/python tools/train_video_encoder.py --dataset moving_mnist --steps 2000 -o runs/fd_mnist.safetensors
 """
 
 import argparse

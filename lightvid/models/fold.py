@@ -8,9 +8,9 @@ import re
 from dataclasses import replace
 
 from lightvid.errors import LightvidError
-from lightvid.models import SpaceTimeUNet
 
 from .rebuild import rebuild
+from .unet import SpaceTimeUNet
 
 
 def fold_cross_attention(unet: SpaceTimeUNet) -> SpaceTimeUNet:

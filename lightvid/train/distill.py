@@ -31,11 +31,11 @@ from torch import nn
 from torch.nn import functional as F
 
 from lightvid.diffusion import Denoiser, student_sigmas
-from lightvid.models import SpaceTimeUNet
 from lightvid.models.native import NativeNet
 from lightvid.pipelines.native import NativePipeline
-from lightvid.train.config import DistillConfig
-from lightvid.train.objective import given_mask
+
+from .config import DistillConfig
+from .objective import given_mask
 
 
 class _Head(nn.Module):
@@ -60,10 +60,10 @@ class _Head(nn.Module):
 class Discriminator(nn.Module):
     """Frozen teacher encoder + a spatial and a temporal head per level. Only the heads train."""
 
-    def __init__(self, teacher: SpaceTimeUNet, patch: int, sigma_data: float, hidden: int = 64):
+    def __init__(self, teacher: NativeNet, sigma_data: float, hidden: int = 64):
         super().__init__()
-        cfg = teacher.config
-        self.encoder = NativeNet(teacher, patch).requires_grad_(False).eval()
+        cfg = teacher.unet.config
+        self.encoder = teacher.requires_grad_(False).eval()
         self.preconditioning = Denoiser(self.encoder, prediction="edm", sigma_data=sigma_data).preconditioning
         channels = [*cfg.channels, cfg.channels[-1]]  # every down level's output, then the mid level's
         groups = cfg.norm_groups
@@ -117,7 +117,8 @@ class Distillation:
         self.cfg = cfg
         s = teacher.settings
         self.teacher = teacher.denoiser.requires_grad_(False).eval()  # shares its UNet with the discriminator
-        self.discriminator = Discriminator(teacher.unet, s.patch, s.sigma_data, cfg.head_channels)
+        self.discriminator = Discriminator(NativeNet(teacher.unet, s.conditioning, s.prediction, s.patch),
+                                           s.sigma_data, cfg.head_channels)
         heads = [p for p in self.discriminator.parameters() if p.requires_grad]
         # β1 = 0: the usual GAN choice (momentum makes the two-player game oscillate)
         self.optimizer = torch.optim.AdamW(heads, lr=cfg.discriminator_lr, betas=(0.0, 0.99), weight_decay=0.0)

@@ -1,7 +1,8 @@
 """Shared step of every transform: a new SpaceTimeUNet with a changed config and carried-over weights."""
 import torch
 
-from lightvid.models import SpaceTimeUNet, UNetConfig
+from .config import UNetConfig
+from .unet import SpaceTimeUNet
 
 
 def rebuild(unet: SpaceTimeUNet, config: UNetConfig, state: dict[str, torch.Tensor],

@@ -1,13 +1,13 @@
 """Copy a trained model into the package as an embedded default, weights stored in bfloat16.
 
-    python bench/ship_model.py MODEL_FOLDER NAME [--sampler S --steps N --flow F]    e.g. runs/photo/model photo
-    python bench/ship_model.py STUDENT_FOLDER NAME --student                e.g. runs/mnist-1step mnist
+    python tools/ship_model.py MODEL_FOLDER NAME [--sampler S --steps N --flow F]    e.g. runs/photo/model photo
+    python tools/ship_model.py STUDENT_FOLDER NAME --student                e.g. runs/mnist-1step mnist
 
 bf16 storage halves the size (the shipped limit is 25 MB per model); weights are loaded back as float32, so
 the shipped model is the trained EMA model rounded to bf16 — the one `lightvid eval` measures. --sampler and
 --steps replace the sampling defaults the training config wrote into pipeline.json (the model card says why);
---flow replaces the flow behind a flow-hinted model's hint (UNetConfig.flow): the network's weights take the same
-inputs whichever flow made them.
+--flow replaces the flow behind a flow-hinted model's hint (pipeline.json's conditioning.flow): the network's weights
+take the same inputs whichever flow made them.
 
 --student ships a `lightvid distill` output as NAME's default sampler: into NAME/<k>step/, named in NAME's
 pipeline.json, so every command samples NAME with it unless the user passes --steps or --sampler. Shipping a
@@ -16,12 +16,13 @@ new NAME drops its student (it was distilled from the old weights).
 import argparse
 import json
 import shutil
+from dataclasses import replace
 from pathlib import Path
 
 import torch
 
+from lightvid.conditioning import FLOWS
 from lightvid.diffusion.samplers import SAMPLERS
-from lightvid.eval.baselines import FLOWS
 from lightvid.io import atomic_dir, atomic_write
 from lightvid.pipelines.native import PIPELINE_FILE, NativePipeline
 from lightvid.weights import EMBEDDED, WEIGHTS_DIR
@@ -37,9 +38,9 @@ def ship(model: Path, target: Path, sampler: str | None = None, steps: int | Non
     pipe.settings.sampler = sampler or pipe.settings.sampler
     pipe.settings.steps = steps or pipe.settings.steps
     if flow is not None:
-        if pipe.unet.config.conditioning not in ("native_flow", "native_flow_blend"):
-            raise SystemExit(f"{model}: --flow needs a flow-hinted model, not '{pipe.unet.config.conditioning}'")
-        pipe.unet.config.flow = flow
+        if pipe.settings.conditioning.hint != "flow":
+            raise SystemExit(f"{model}: --flow needs a flow-hinted model, not hint '{pipe.settings.conditioning.hint}'")
+        pipe.settings.conditioning = replace(pipe.settings.conditioning, flow=flow)
     if "dataset" not in pipe.facts:
         raise SystemExit(f"{model}: pipeline.json does not name its dataset (lightvid eval needs it)")
     pipe.facts.pop("student", None)
@@ -89,7 +90,7 @@ def main() -> None:
     parser.add_argument("name", choices=EMBEDDED)
     parser.add_argument("--sampler", choices=sorted(SAMPLERS), help="default sampler of the shipped model")
     parser.add_argument("--steps", type=int, help="default sampling steps of the shipped model")
-    parser.add_argument("--flow", choices=FLOWS, help="the flow behind the shipped model's hint")
+    parser.add_argument("--flow", choices=sorted(FLOWS), help="the flow behind the shipped model's hint")
     parser.add_argument("--student", action="store_true", help="MODEL is a distilled student of NAME: ship it as "
                         "NAME's default sampler")
     args = parser.parse_args()

@@ -1,0 +1,119 @@
+"""The task registry: one name per task, shared by the CLI, training masks and `lightvid eval`.
+
+A task is which frames of a window are given (DESIGN principle 1); `window` says which, for a window of f frames:
+with a generator it draws the task's training pattern, without one it gives the fixed pattern eval reports on.
+
+    animate        one frame given: the first (training: the first or, half the time, anywhere, as in MarDini)
+    interpolate    first and last given, the frames between generated
+    keyframes      every KEYFRAME_STRIDE-th frame and the last given (x4 slow motion)
+    extend         a prefix given (training: 1 .. f/2 frames; eval: the first half, Moving MNIST's 10 -> 10)
+    loop           the same image first and last; the last is dropped from the output (`loop`)
+    random         each frame given with probability 1/2, at least one generated (training only)
+    unconditional  nothing given: what classifier-free guidance's unconditional branch sees (training only)
+
+The user-facing FrameSpec constructors (framespec.py) are listed as each task's `build`.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+
+from lightvid.errors import LightvidError
+
+from .framespec import FrameSpec, extend, image_to_video, interpolate, loop
+
+KEYFRAME_STRIDE = 4
+
+
+def _animate(f: int, g: torch.Generator | None) -> torch.Tensor:
+    given = torch.zeros(f, dtype=torch.bool)
+    anywhere = g is not None and not bool(torch.rand((), generator=g) < 0.5)
+    given[int(torch.randint(f, (), generator=g)) if anywhere else 0] = True
+    return given
+
+
+def _ends(f: int, g: torch.Generator | None) -> torch.Tensor:
+    given = torch.zeros(f, dtype=torch.bool)
+    given[0] = given[-1] = True
+    return given
+
+
+def _keyframes(f: int, g: torch.Generator | None) -> torch.Tensor:
+    given = torch.zeros(f, dtype=torch.bool)
+    given[::KEYFRAME_STRIDE] = given[-1] = True
+    return given
+
+
+def _extend(f: int, g: torch.Generator | None) -> torch.Tensor:
+    given = torch.zeros(f, dtype=torch.bool)
+    count = f // 2 if g is None else int(torch.randint(1, max(f // 2, 1) + 1, (), generator=g))
+    given[:count] = True
+    return given
+
+
+def _random(f: int, g: torch.Generator | None) -> torch.Tensor:
+    return torch.rand(f, generator=g) < 0.5
+
+
+def _nothing(f: int, g: torch.Generator | None) -> torch.Tensor:
+    return torch.zeros(f, dtype=torch.bool)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    window: Callable[[int, torch.Generator | None], torch.Tensor]  # (f, generator or None) -> (f,) bool given
+    build: Callable[..., FrameSpec] | None = None  # the user-facing FrameSpec constructor
+    trained: bool = True  # may appear in a training config's task mix
+    evaluated: bool = True  # `lightvid eval --task NAME` reports on it
+
+
+TASKS: dict[str, Task] = {t.name: t for t in (
+    Task("animate", _animate, image_to_video),
+    Task("interpolate", _ends, interpolate),
+    Task("keyframes", _keyframes),
+    Task("extend", _extend, extend),
+    Task("loop", _ends, loop, trained=False),  # made by two passes of the model: lightvid.pipelines.loops
+    Task("random", _random, evaluated=False),
+    Task("unconditional", _nothing, evaluated=False),
+)}
+TRAINED_TASKS = tuple(name for name, t in TASKS.items() if t.trained)
+EVALUATED_TASKS = tuple(name for name, t in TASKS.items() if t.evaluated)
+
+
+def get_task(name: str, accepted: tuple[str, ...] = tuple(TASKS)) -> Task:
+    if name not in accepted:
+        raise LightvidError(f"unknown task {name!r}; accepted: {', '.join(accepted)}")
+    return TASKS[name]
+
+
+def given_frames(name: str, num_frames: int, generator: torch.Generator | None = None) -> torch.Tensor:
+    """(num_frames,) bool, True where the task gives a frame; at least one frame is left to generate."""
+    given = get_task(name).window(num_frames, generator)
+    if given.all():  # keep one frame to generate (num_frames >= 2)
+        given[int(torch.randint(num_frames, (), generator=generator))] = False
+    return given
+
+
+def task_spec(name: str, clip: torch.Tensor, fps: float) -> FrameSpec:
+    """The task's eval FrameSpec on a ground-truth clip (F, 3, H, W): its given frames are the clip's. A loop gets
+    the clip's first frame at both ends and F - 1 output frames."""
+    if name == "loop":
+        return loop(clip[0], clip.shape[0] - 1, fps)
+    given = given_frames(get_task(name, EVALUATED_TASKS).name, clip.shape[0])
+    return FrameSpec(clip.shape[0], fps, {int(i): clip[i] for i in torch.nonzero(given).flatten()})
+
+
+def sample_given_frames(batch: int, frames: int, weights: dict[str, float], g: torch.Generator) -> torch.Tensor:
+    """A training batch's masks, (batch, frames) bool: each clip draws a task with probability ∝ `weights` (name ->
+    weight; names from TRAINED_TASKS), then that task's pattern."""
+    for name in weights:
+        get_task(name, TRAINED_TASKS)
+    if not weights or sum(weights.values()) <= 0:
+        raise LightvidError(f"task weights {weights} need a positive sum")
+    names = list(weights)
+    probs = torch.tensor([float(weights[n]) for n in names])
+    picks = torch.multinomial(probs, batch, replacement=True, generator=g)
+    return torch.stack([given_frames(names[int(i)], frames, g) for i in picks])
