@@ -16,7 +16,7 @@ import torch
 
 from lightvid.data import build_dataset
 from lightvid.pipelines.native import NativePipeline
-from lightvid.tasks import image_to_video
+from lightvid.tasks import animate
 from lightvid.weights import model_folder
 
 CLIP_STRIDE = 7  # test clips 0, 7, 14, ...: consecutive clips often share a photo and a camera path type
@@ -51,7 +51,7 @@ def main() -> None:
     rows = []
     for i in range(0, args.clips * CLIP_STRIDE, CLIP_STRIDE):
         real = data[i][0]  # (F, 3, H, W)
-        spec = image_to_video(real[0], s.num_frames, fps=s.fps)
+        spec = animate(real[0], s.num_frames, fps=s.fps)
         made = pipe(spec, steps=args.steps, sampler=args.sampler, generator=torch.Generator().manual_seed(i),
                     progress=False)
         rows.append((i, motion(made), motion(real), grain(made), grain(real)))

@@ -5,7 +5,7 @@
 Rows: the original model, then each stage's `NN_step/result/` model. Columns: GFLOPs and parameters of one UNet
 evaluation at the model's clip size (meta device), median CPU latency of one UNet evaluation (all models timed in
 one process, call by call in turn, after a warm-up), and interpolation quality on the held-out test split (first +
-last frame given, the default sampler): PSNR, SSIM and FD-lightvid. Prints a markdown table; --json FILE saves it.
+last frame given, the default sampler): PSNR, SSIM and FD-lightvid. Prints a markdown table; -o FILE.json saves it.
 """
 import argparse
 import statistics
@@ -35,7 +35,7 @@ def main() -> None:
     parser.add_argument("work_dir", type=Path, help="the compress run's work folder (OUTPUT.work)")
     parser.add_argument("--clips", type=int, default=32)
     parser.add_argument("--reps", type=int, default=9)
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("-o", "--output", type=Path, help="also write the rows to this .json file")
     args = parser.parse_args()
 
     folders = [("original", model_folder(args.model))]
@@ -69,7 +69,7 @@ def main() -> None:
                 ["stage", "GFLOPs", "params", "UNet ms (median)", "PSNR", "SSIM", "FD-lightvid", "s per clip"],
                 [[r["stage"], f"{r['gflops']:.2f}", f"{r['params']:,}", f"{r['unet_ms']:.0f}", f"{r['psnr']:.2f}",
                   f"{r['ssim']:.3f}", f"{r['fd_lightvid']:.2f}", f"{r['seconds_per_clip']:.2f}"] for r in rows])
-    save_rows(args.json, rows)
+    save_rows(args.output, rows)
 
 
 if __name__ == "__main__":

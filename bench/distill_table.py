@@ -15,7 +15,7 @@ Columns, all on the first `clips` held-out test clips:
   seam ratio (jump last -> first over the median frame step; 1 = as smooth as any step), the jump and the median
   step themselves in 8-bit gray levels (mean |difference| × 255: on a nearly still loop the ratio divides by
   sub-level flicker), and FD-lightvid.
-Prints a markdown table; --json FILE saves the rows.
+Prints a markdown table; -o FILE.json saves the rows.
 """
 import argparse
 from pathlib import Path
@@ -36,7 +36,7 @@ def main() -> None:
     parser.add_argument("--teacher-steps", default="25,50", help="comma-separated; '' for none")
     parser.add_argument("--teacher-renoise", default="", help="comma-separated step counts; '' for none")
     parser.add_argument("--clips", type=int, default=32)
-    parser.add_argument("--json", type=Path)
+    parser.add_argument("-o", "--output", type=Path, help="also write the rows to this .json file")
     parser.add_argument("--bf16", action="store_true", help="also run every row with the network in bfloat16")
     args = parser.parse_args()
 
@@ -83,7 +83,7 @@ def main() -> None:
                   f"{r['ssim']:.3f}", f"{r['fd_lightvid']:.2f}", f"{r['seam_ratio']:.2f}",
                   f"{r['seam_levels']:.2f} / {r['step_levels']:.2f}",
                   f"{r['loop_fd_lightvid']:.2f}"] for r in rows])
-    save_rows(args.json, rows)
+    save_rows(args.output, rows)
 
 
 def _counts(text: str) -> list[int]:

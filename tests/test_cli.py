@@ -168,3 +168,10 @@ def test_installed_entry_point():
     result = subprocess.run([sys.executable, "-m", "lightvid.cli", "flops", "--model", "svd-tiny", "--frames", "2",
                              "--height", "64", "--width", "64"], capture_output=True, text=True)
     assert result.returncode == 0 and "svd-tiny" in result.stdout
+
+
+def test_the_sampler_help_lists_every_sampler():
+    from lightvid.cli.options import SAMPLER_NAMES
+    from lightvid.diffusion import SAMPLERS
+
+    assert set(SAMPLER_NAMES) == set(SAMPLERS)

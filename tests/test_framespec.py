@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from lightvid.errors import LightvidError
-from lightvid.tasks import MAX_FRAMES, FrameSpec, extend, image_to_video, interpolate, loop
+from lightvid.tasks import MAX_FRAMES, FrameSpec, animate, extend, interpolate, loop
 
 
 def frame(seed: int, h: int = 8, w: int = 12) -> torch.Tensor:
@@ -113,9 +113,9 @@ def test_extend_gives_the_prefix(k, num_new):
     assert all(torch.equal(spec.given[i], frames[i]) for i in range(k))
 
 
-def test_image_to_video_accepts_pil_and_negative_index():
+def test_animate_accepts_pil_and_negative_index():
     array = np.random.default_rng(0).integers(0, 256, (16, 24, 3), dtype=np.uint8)
-    spec = image_to_video(Image.fromarray(array), 9, 8, index=-1)
+    spec = animate(Image.fromarray(array), 9, 8, index=-1)
     assert spec.given_indices == (8,) and (spec.height, spec.width) == (16, 24)
     assert spec.given[8].shape == (3, 16, 24)
     assert spec.describe() == "9 frames @ 8 fps, 24x16; given [8]; 8 generated"
@@ -144,7 +144,7 @@ def test_spec_without_given_frames_needs_a_size():
 
 
 def test_spec_is_read_only():
-    spec = image_to_video(frame(0), 4, 8)
+    spec = animate(frame(0), 4, 8)
     with pytest.raises(TypeError):
         spec.given[1] = frame(1)
     with pytest.raises(AttributeError):
@@ -188,6 +188,6 @@ def test_constructor_and_compose_errors():
     with pytest.raises(LightvidError, match="loop"):
         loop(frame(0), 1, 8)
     with pytest.raises(LightvidError, match="PIL image"):
-        image_to_video("photo.png", 4, 8)
+        animate("photo.png", 4, 8)
     with pytest.raises(LightvidError, match="shape"):
-        image_to_video(frame(0), 4, 8).compose(torch.zeros(3, 3, 8, 12))
+        animate(frame(0), 4, 8).compose(torch.zeros(3, 3, 8, 12))

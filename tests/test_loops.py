@@ -4,7 +4,7 @@ import torch
 
 from lightvid.errors import LightvidError
 from lightvid.pipelines.loops import sample_loop
-from lightvid.tasks import FrameSpec, image_to_video
+from lightvid.tasks import FrameSpec, animate
 from native_fixtures import tiny_native
 
 
@@ -15,7 +15,7 @@ def test_a_loop_keeps_its_planned_way_out_and_returns_to_the_image():
     assert out.shape == (7, 3, 16, 16) and torch.equal(out[0], image)
     # the same seed, pass by pass: frames 0-3 are the image-to-video pass, the rest its way back to the image
     g = torch.Generator().manual_seed(3)
-    way_out = pipe(image_to_video(image, 4, 8.0), generator=g, progress=False)
+    way_out = pipe(animate(image, 4, 8.0), generator=g, progress=False)
     back = pipe(FrameSpec(8, 8.0, {**dict(enumerate(way_out)), 7: image}, drop_last=True), generator=g,
                 progress=False)
     assert torch.equal(out[:4], way_out) and torch.equal(out, back)
@@ -27,7 +27,7 @@ def test_a_loop_keeps_its_planned_way_out_and_returns_to_the_image():
     with pytest.raises(LightvidError, match=r"needs a window of 10 .* window is 9 frames"):
         sample_loop(pipe, image, 9)
     short = sample_loop(pipe, image, 2, generator=torch.Generator().manual_seed(3), progress=False)
-    assert torch.equal(short, pipe(image_to_video(image, 2, 8.0), generator=torch.Generator().manual_seed(3),
+    assert torch.equal(short, pipe(animate(image, 2, 8.0), generator=torch.Generator().manual_seed(3),
                                    progress=False))  # period 2: the first pass is the whole loop
 
 

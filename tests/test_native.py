@@ -9,7 +9,7 @@ from lightvid.conditioning import Conditioning, flow_hint, nearest_given
 from lightvid.errors import LightvidError
 from lightvid.models.native import NativeNet
 from lightvid.pipelines.native import NativePipeline
-from lightvid.tasks import extend, image_to_video, interpolate, loop
+from lightvid.tasks import animate, extend, interpolate, loop
 from native_fixtures import LAYOUTS, tiny_native
 
 
@@ -18,7 +18,7 @@ def frame(value: float) -> torch.Tensor:
 
 
 SPECS = {
-    "image_to_video": lambda: image_to_video(frame(0.5), 5, fps=8),
+    "animate": lambda: animate(frame(0.5), 5, fps=8),
     "interpolate": lambda: interpolate(frame(-0.5), frame(0.5), 5, fps=8),
     "extend": lambda: extend(torch.stack([frame(0.1), frame(0.2)]), 3, fps=8),
     "loop": lambda: loop(frame(0.25), 5, fps=8),
@@ -238,7 +238,7 @@ def test_hint_residual_sampling_starts_from_the_hint_plus_noise():
     # at a tiny sigma_max one re-noising step is D(hint + ~0): the start, not zeros + noise, is what D sees
     pipe = tiny_native(3, 2, conditioning="nearest", prediction="hint_residual")
     pipe.settings.sigma_min, pipe.settings.sigma_max = 1e-5, 1e-4
-    spec = SPECS["image_to_video"]()
+    spec = SPECS["animate"]()
     out = pipe(spec, steps=1, sampler="renoise", generator=torch.Generator().manual_seed(0), progress=False)
     given, mask = (t[None] for t in spec.conditioning())
     with torch.no_grad():

@@ -8,7 +8,7 @@ from tolerances import EPS32, relative_error
 from lightvid.errors import LightvidError
 from lightvid.io import pil_to_tensor
 from lightvid.pipelines import SVDPipeline, SVDSettings, decode_in_chunks
-from lightvid.tasks import image_to_video, interpolate
+from lightvid.tasks import animate, interpolate
 
 
 def _image(height=32, width=48, seed=0):
@@ -40,7 +40,7 @@ def test_frames_match_diffusers(pipelines, settings, frames, chunk):
         motion_bucket_id=settings.get("motion_bucket_id", 127),
         noise_aug_strength=settings.get("noise_aug_strength", 0.02), decode_chunk_size=chunk,
         generator=torch.Generator().manual_seed(7), output_type="np").frames[0]
-    got = ours(image_to_video(pil_to_tensor(image), frames, fps=9),
+    got = ours(animate(pil_to_tensor(image), frames, fps=9),
                SVDSettings(decode_chunk_size=chunk, **settings), generator=torch.Generator().manual_seed(7))
     assert got.shape == (frames, 3, 32, 48)
     # the same model in other float32 kernels and op orders, through 2-3 guided sampling steps and the VAE:
@@ -50,7 +50,7 @@ def test_frames_match_diffusers(pipelines, settings, frames, chunk):
 
 def test_same_seed_same_video_other_seed_other_video(pipelines):
     _, ours = pipelines
-    spec = image_to_video(pil_to_tensor(_image()), 3, fps=7)
+    spec = animate(pil_to_tensor(_image()), 3, fps=7)
     run = lambda seed: ours(spec, SVDSettings(steps=2), generator=torch.Generator().manual_seed(seed))  # noqa: E731
     first = run(1)
     assert torch.equal(first, run(1))
@@ -81,7 +81,7 @@ def test_svd_refuses_tasks_other_than_image_to_video(pipelines):
     with pytest.raises(LightvidError, match="image-to-video only"):
         ours(interpolate(image, image, 4, fps=7))
     with pytest.raises(LightvidError, match="divisible"):
-        ours(image_to_video(pil_to_tensor(_image(31, 48)), 3, fps=7))
+        ours(animate(pil_to_tensor(_image(31, 48)), 3, fps=7))
 
 
 def test_not_a_pipeline_folder(tmp_path):
@@ -92,7 +92,7 @@ def test_not_a_pipeline_folder(tmp_path):
 def test_bf16_unet_stays_close_to_float32(svd_folder, pipelines):
     _, exact = pipelines
     fast = SVDPipeline.from_pretrained(svd_folder[0], unet_dtype=torch.bfloat16)
-    spec = image_to_video(pil_to_tensor(_image()), 4, fps=7)
+    spec = animate(pil_to_tensor(_image()), 4, fps=7)
     reference = exact(spec, SVDSettings(steps=3), generator=torch.Generator().manual_seed(3))
     got = fast(spec, SVDSettings(steps=3), generator=torch.Generator().manual_seed(3))
     error = (got - reference).abs()

@@ -278,3 +278,31 @@ def test_ema_decay_warms_up_then_caps():
     assert ema_decay(0, 0.999) == 0.1 and ema_decay(90, 0.999) == 91 / 100
     assert ema_decay(10**6, 0.995) == 0.995
     assert all(ema_decay(s, 0.999) <= ema_decay(s + 1, 0.999) for s in range(2000))
+
+
+def test_a_finetune_changes_only_the_pipeline_settings_it_names(tmp_path):
+    from native_fixtures import tiny_native
+
+    tiny_native(1, conditioning="nearest", prediction="hint_residual").save_pretrained(
+        tmp_path / "start", extra={"trained_steps": 0, "dataset": "moving_mnist"})
+    raw = {**tiny_config(tmp_path / "run"), "init_from": str(tmp_path / "start"), "pipeline": {"steps": 4}}
+    del raw["model"]
+    pipeline = config_from_dict(raw).pipeline
+    assert pipeline.steps == 4 and pipeline.conditioning.hint == "nearest" and pipeline.prediction == "hint_residual"
+
+
+def test_training_checks_its_step_budget_and_the_datas_frame_size_before_it_starts(tmp_path):
+    with pytest.raises(LightvidError, match="--max-steps must be an integer >= 1, got 0"):
+        train(config_from_dict(tiny_config(tmp_path)), max_steps=0, progress=False)
+    raw = tiny_config(tmp_path)
+    raw["pipeline"] = {**raw["pipeline"], "patch": 3}  # the data's 32x32 frames do not fold into 3x3 patches
+    with pytest.raises(LightvidError, match=r"the data's frames: height and width \(32x32\) must be multiples of"):
+        train(config_from_dict(raw), progress=False)
+    assert not (tmp_path / "checkpoints").exists()
+
+
+def test_eval_patterns_are_fixed_and_leave_a_frame_to_generate():
+    from lightvid.tasks import given_frames
+
+    assert given_frames("interpolate", 2).tolist() == [True, False]  # both ends of 2 frames: the last is generated
+    assert torch.equal(given_frames("keyframes", 9), given_frames("keyframes", 9))

@@ -23,6 +23,7 @@ import torch
 
 from lightvid.conditioning import FLOWS
 from lightvid.diffusion.samplers import SAMPLERS
+from lightvid.errors import LightvidError
 from lightvid.io import atomic_dir, atomic_write
 from lightvid.pipelines.native import PIPELINE_FILE, NativePipeline
 from lightvid.weights import EMBEDDED, WEIGHTS_DIR
@@ -35,12 +36,15 @@ def ship(model: Path, target: Path, sampler: str | None = None, steps: int | Non
     """Write `model` to `target` in bf16 (keeping target's MODEL_CARD.md), with new sampling defaults and hint
     flow if given."""
     pipe = NativePipeline.from_pretrained(model)
-    pipe.settings.sampler = sampler or pipe.settings.sampler
-    pipe.settings.steps = steps or pipe.settings.steps
+    changes = {k: v for k, v in (("sampler", sampler), ("steps", steps)) if v is not None}
     if flow is not None:
         if pipe.settings.conditioning.hint != "flow":
             raise SystemExit(f"{model}: --flow needs a flow-hinted model, not hint '{pipe.settings.conditioning.hint}'")
-        pipe.settings.conditioning = replace(pipe.settings.conditioning, flow=flow)
+        changes["conditioning"] = replace(pipe.settings.conditioning, flow=flow)
+    try:  # a new NativeSettings is checked: no pipeline.json that would not load is written
+        pipe.settings = replace(pipe.settings, **changes)
+    except LightvidError as e:
+        raise SystemExit(f"{model}: {e}") from None
     if "dataset" not in pipe.facts:
         raise SystemExit(f"{model}: pipeline.json does not name its dataset (lightvid eval needs it)")
     pipe.facts.pop("student", None)
@@ -54,7 +58,7 @@ def ship_student(student: Path, teacher: Path) -> Path:
     teacher_pipe = NativePipeline.from_pretrained(teacher)  # also: a missing teacher fails before any write
     if "student_steps" not in pipe.facts:
         raise SystemExit(f"{student}: not a `lightvid distill` output (pipeline.json has no student_steps)")
-    same = ("data_channels", "patch", "num_frames", "height", "width", "fps", "prediction")
+    same = ("data_channels", "patch", "num_frames", "height", "width", "fps", "conditioning", "prediction")
     if any(getattr(pipe.settings, k) != getattr(teacher_pipe.settings, k) for k in same) \
             or pipe.facts.get("dataset") != teacher_pipe.facts.get("dataset"):
         raise SystemExit(f"{student} does not have {teacher}'s frame format and dataset: not its student")

@@ -19,6 +19,7 @@ from .options import (
     SVD_FOLDER,
     WIDTH,
     AnyModel,
+    Bf16,
     Gif,
     Json,
     MaxSteps,
@@ -58,11 +59,7 @@ def generate(
     decode_chunk: Annotated[int | None, typer.Option("--decode-chunk", help="Frames decoded per VAE call: lower "
                                                      "bounds memory (default: the whole clip in one call).")] = None,
     gif: Gif = False,
-    bf16: bool = typer.Option(False, "--bf16", help="Run the UNet in bfloat16 where the CPU computes bf16 "
-                              "natively (AVX-512 BF16, AMX, Arm BF16): faster, slightly different frames (error "
-                              "bounded in tests). On a CPU without it, where bf16 would be many times slower, it is "
-                              "ignored with a one-line notice and float32 runs (LIGHTVID_NATIVE_BF16=1 or 0 "
-                              "overrides the detection)."),
+    bf16: Bf16 = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the UNet: the first step compiles "
                                           "(minutes on CPU), later steps run fused kernels.")] = False,
 ):
@@ -71,7 +68,7 @@ def generate(
 
     from lightvid.io import check_output_path, load_image, pil_to_tensor, resize_and_crop, write_video
     from lightvid.pipelines import SVDPipeline, SVDSettings
-    from lightvid.tasks import image_to_video
+    from lightvid.tasks import animate
 
     check_output_path(output)
     check_positive(steps=steps, height=height, width=width, fps=fps)
@@ -80,10 +77,10 @@ def generate(
         check_positive(decode_chunk=decode_chunk)
     picture = pil_to_tensor(resize_and_crop(load_image(image), height, width))
     if frames is not None:  # validate the request before the (slow) model load
-        image_to_video(picture, frames, fps)
-    from lightvid.models.precision import network_dtype
+        animate(picture, frames, fps)
+    from .tasks import network_dtype
     pipe = SVDPipeline.from_pretrained(model, unet_dtype=network_dtype(bf16), compile=compile)
-    spec = image_to_video(picture, frames if frames is not None else pipe.default_frames, fps)
+    spec = animate(picture, frames if frames is not None else pipe.default_frames, fps)
     settings = SVDSettings(steps=steps, min_guidance=min_guidance, max_guidance=max_guidance,
                            motion_bucket_id=motion_bucket, noise_aug_strength=noise_aug, decode_chunk_size=decode_chunk)
     video = pipe(spec, settings, generator=torch.Generator().manual_seed(seed))

@@ -6,8 +6,8 @@ from typing import Annotated
 import typer
 
 from .app import app, check_positive
-from .options import SEED, Json, Model, Sampler, Steps
-from .tasks import Bf16, network_dtype, sampling_args
+from .options import SEED, Bf16, Json, Model, Sampler, Steps
+from .tasks import network_dtype, sampling_args
 
 
 @app.command("eval")
@@ -20,8 +20,10 @@ def evaluate(
     steps: Steps = None,
     sampler: Sampler = None,
     bf16: Bf16 = False,
-    dataset: Annotated[str | None, typer.Option(help="moving_mnist or camera_motion: whose clips are used "
-                                                "(default: the model's training dataset, from pipeline.json).")] = None,
+    dataset: Annotated[str | None, typer.Option(help="Whose clips are used: moving_mnist, camera_motion, or the "
+                                                "model's own dataset with the options it was trained with "
+                                                "(webdataset shards, a video folder), the default "
+                                                "(pipeline.json's dataset).")] = None,
     split: Annotated[str, typer.Option(help="test (held out, for reporting) or train (for choosing sampling "
                                        "settings without looking at the test clips).")] = "test",
     encoder: Annotated[Path | None, typer.Option(help="A lightvid video encoder (.safetensors) for FD-lightvid "
@@ -45,7 +47,7 @@ def evaluate(
     from lightvid.pipelines.native import NativePipeline
     from lightvid.tasks import EVALUATED_TASKS, get_task
     from lightvid.weights import WEIGHTS_DIR
-    get_task(task, EVALUATED_TASKS)
+    get_task(task, EVALUATED_TASKS, what="--task")
     if split not in ("test", "train"):
         raise LightvidError(f"unknown --split {split!r}; accepted: test, train")
     check_positive(clips=clips)
@@ -60,10 +62,11 @@ def evaluate(
     if note is not None:
         typer.echo(note, err=True)
     data_options = {}
-    if dataset is None:  # the model's own: where its files are too (the built-in datasets' held-out splits are fixed)
-        dataset = pipe.facts.get("dataset")
-        if dataset not in ("moving_mnist", "camera_motion"):
-            data_options = pipe.facts.get("data", {})
+    recorded = pipe.facts.get("dataset")
+    dataset = dataset or recorded
+    # the model's own dataset: where its files are too (the built-in datasets' held-out splits are fixed)
+    if dataset == recorded and dataset not in ("moving_mnist", "camera_motion"):
+        data_options = pipe.facts.get("data", {})
     if dataset is None:
         raise LightvidError(f"{model}: the model does not say which dataset it was trained on; pass --dataset")
     video_encoder = None

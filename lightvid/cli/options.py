@@ -42,17 +42,22 @@ SEED = "Random seed: the same seed and settings give the same video"
 NATIVE_DEFAULT = "the native commands (animate, ...) default to the model's own"
 
 Seed = Annotated[int, typer.Option(help=f"{SEED}.")]
-Steps = Annotated[int | None, typer.Option(help=f"{STEPS} (default: the model's own, 1 for photo; a model that ships "
-                                           "a few-step student, like mnist's 1-step one, samples with it unless "
-                                           "--steps or --sampler is given, and then samples the model itself: 8 "
-                                           "steps for mnist).")]
-Sampler = Annotated[str | None, typer.Option(help="euler, euler_ancestral, heun, dpmpp_2m or renoise (default: the "
-                                             "model's own: renoise for photo and mnist).")]
+Steps = Annotated[int | None, typer.Option(help=f"{STEPS} (default: the model's own, from its pipeline.json; a model "
+                                           "that ships a few-step student, like mnist, samples with it unless "
+                                           "--steps or --sampler is given, and then samples the model itself).")]
+SAMPLER_NAMES = ("euler", "euler_ancestral", "heun", "dpmpp_2m", "renoise")  # lightvid.diffusion.SAMPLERS (tested)
+Sampler = Annotated[str | None, typer.Option(help=f"{', '.join(SAMPLER_NAMES)} (default: the model's own, from its "
+                                             "pipeline.json).")]
 Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale; 1 = off (one model call per step).")]
-Height = Annotated[int | None, typer.Option(help=f"{HEIGHT} (default: the model's, 128 for photo); a multiple of the "
-                                            "model's patch size.")]
-Width = Annotated[int | None, typer.Option(help=f"{WIDTH} (default: the model's, 128 for photo); a multiple of the "
-                                           "model's patch size.")]
+Height = Annotated[int | None, typer.Option(help=f"{HEIGHT} (default: the model's, from its pipeline.json); a "
+                                            "multiple of the model's patch size.")]
+Width = Annotated[int | None, typer.Option(help=f"{WIDTH} (default: the model's, from its pipeline.json); a multiple "
+                                           "of the model's patch size.")]
+Bf16 = Annotated[bool, typer.Option("--bf16", help="Run the network in bfloat16 (float32 by default, the exact "
+                                    "reference) where the CPU computes bf16 natively (AVX-512 BF16, AMX, Arm BF16): "
+                                    "faster, slightly different frames (bench/RESULTS.md). On a CPU without it, "
+                                    "where bf16 would be many times slower, it is ignored with a one-line notice "
+                                    "and float32 runs (LIGHTVID_NATIVE_BF16=1 or 0 overrides the detection).")]
 Gif = Annotated[bool, typer.Option("--gif", help="Also write a GIF preview next to the output.")]
 
 # training runs

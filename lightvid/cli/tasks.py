@@ -11,13 +11,7 @@ import typer
 from lightvid.errors import LightvidError
 
 from .app import app, check_positive, check_seed
-from .options import FRAMES, Gif, Guidance, Height, Model, Output, Sampler, Seed, Steps, Width
-
-Bf16 = Annotated[bool, typer.Option("--bf16", help="Run the network in bfloat16 (float32 by default, the exact "
-                                    "reference) where the CPU computes bf16 natively (AVX-512 BF16, AMX, Arm BF16): "
-                                    "faster, PSNR equal to about 0.01 dB (bench/RESULTS.md). On a CPU without it, "
-                                    "where bf16 would be many times slower, it is ignored with a one-line notice "
-                                    "and float32 runs (LIGHTVID_NATIVE_BF16=1 or 0 overrides the detection).")]
+from .options import FRAMES, Bf16, Gif, Guidance, Height, Model, Output, Sampler, Seed, Steps, Width
 
 
 def sampling_args(seed: int, steps: int | None, sampler: str | None, guidance: float = 1.0) -> dict:

@@ -69,7 +69,8 @@ def _cv2():
     try:
         import cv2
     except ImportError as e:
-        raise LightvidError("the farneback baseline needs OpenCV: pip install opencv-python-headless") from e
+        raise LightvidError("optical flow (flow hints, the farneback baselines) needs OpenCV: "
+                            "pip install opencv-python-headless") from e
     return cv2
 
 
@@ -187,10 +188,14 @@ class FlowWarp(NamedTuple):
 
 
 def farneback_warps(frames: torch.Tensor, given, flow: str = "farneback") -> dict[int, FlowWarp]:
-    """{frame index: FlowWarp} for every frame that lies between two given frames (see `farneback`).
+    """{frame index: FlowWarp} for every frame that lies between two given frames.
 
     frames: (F, C, H, W), only given rows read; given: (F,) bool; flow: "farneback" (plain) or "farneback_global"
-    (`global_motion_flow`). A flow hint blends them (`FlowWarp.blend` / `visible_blend`); a network with
+    (`global_motion_flow`). For the bracketing given frames a < i < b and t = (i - a) / (b - a), the flows F_ab and
+    F_ba (a(p) ≈ b(p + F_ab(p))) give the flows from time t as in Super SloMo (Jiang et al. 2018, eq. 4):
+      F_ta = -(1 - t)·t·F_ab + t²·F_ba,    F_tb = (1 - t)²·F_ab - t·(1 - t)·F_ba
+    (exact for constant motion), and x_a, x_b are warped by them, bilinearly with replicated borders. A flow hint
+    blends them (`FlowWarp.blend` / `visible_blend`); a network with
     `Conditioning.warp_inputs` also reads their parts (lightvid.conditioning.hints).
     """
     if flow not in FLOWS:

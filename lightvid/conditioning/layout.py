@@ -1,6 +1,6 @@
 """`Conditioning`: what a native network reads besides its noisy frames, and how its output is read back.
 
-Three independent choices, stored in a model folder's pipeline.json:
+Four independent choices, stored in a model folder's pipeline.json:
   hint          "none", "nearest" or "flow": where a frame's estimate from the given frames comes from (hints.py)
   flow          the flow behind a "flow" hint: a name of lightvid.conditioning.flows.FLOWS
   warp_weights  how a flow hint blends its two warps: "linear" ((1 - t, t)) or "visible" (a warp that samples

@@ -32,10 +32,16 @@ from .baselines import BASELINES
 from .metrics import loop_seam, mnist_frame_mse, psnr, ssim
 
 FD_REFERENCE_CLIPS = 256  # real clips (of the evaluated split) for the Fréchet distance's reference statistics
-# which baselines can fill each task's frames from its given frames (Farneback needs frames on both sides)
+# the baselines that interpolate need a generated frame between two given ones; copy_nearest (a still video where
+# one frame is given) fills any pattern
 FLOW_BASELINES = ("copy_nearest", "linear_blend", "farneback", "farneback_visible", "farneback_global")
-TASK_BASELINES = {"interpolate": FLOW_BASELINES, "keyframes": FLOW_BASELINES, "extend": ("copy_nearest",),
-                  "animate": ("copy_nearest",), "loop": ("copy_nearest",)}  # copy_nearest: a still video
+
+
+def baselines_for(given: torch.Tensor) -> tuple[str, ...]:
+    """The baselines that can fill the frames a (F,) bool pattern does not give."""
+    indices = given.nonzero().flatten()
+    between = len(indices) >= 2 and bool((~given[int(indices[0]):int(indices[-1])]).any())
+    return FLOW_BASELINES if between else ("copy_nearest",)
 
 
 @dataclass
@@ -104,7 +110,10 @@ def evaluate(pipe: NativePipeline, dataset_name: str, task: str, clips: int = 32
         raise LightvidError(f"--clips must be in [{low}, {len(data)}] for the {dataset_name} {split} split"
                             f"{' with a Fréchet distance' if low == 2 else ''}, got {clips}")
     mnist = dataset_name == "moving_mnist"
-    per_method: dict[str, list[dict]] = {"model": [], **{b: [] for b in TASK_BASELINES[task]}}
+    # every clip of a task has the same pattern: the baselines follow from the first clip's output frames
+    first = task_spec(task, data[0][0].expand(-1, 3, -1, -1), s.fps)
+    baselines = baselines_for(first.frame_mask()[: first.output_frames])
+    per_method: dict[str, list[dict]] = {"model": [], **{b: [] for b in baselines}}
     videos: dict[str, list[torch.Tensor]] = {m: [] for m in per_method}
     reals, seconds = [], []
     for index in tqdm(range(clips), desc=f"eval {task}", disable=not progress):
@@ -125,7 +134,7 @@ def evaluate(pipe: NativePipeline, dataset_name: str, task: str, clips: int = 32
         reals.append(real)
         per_method["model"].append(_scores(out, real, generated, mnist, seam=task == "loop"))
         videos["model"].append(out)
-        for name in TASK_BASELINES[task]:
+        for name in baselines:
             filled = BASELINES[name](real * (~generated)[:, None, None, None], ~generated)
             per_method[name].append(_scores(filled, real, generated, mnist, seam=task == "loop"))
             videos[name].append(filled)

@@ -66,17 +66,19 @@ def native_bf16(device: str | torch.device = "cpu") -> tuple[bool, str]:
     return _detect(torch.device(device).type)
 
 
-def network_dtype(bf16: bool, device: str | torch.device = "cpu", option: str = "--bf16") -> torch.dtype:
+def network_dtype(bf16: bool, device: str | torch.device = "cpu", option: str = "--bf16",
+                  notice: bool = True) -> torch.dtype:
     """The network's dtype: bfloat16 when `bf16` is asked for and native on `device`, else float32 (the exact
-    reference). Asking for bf16 where it is not native prints one line on stderr, once per process: emulated bf16
-    is many times slower than float32, never a speed-up."""
+    reference). Asking for bf16 where it is not native prints one line on stderr, once per process (notice=False:
+    not at all, e.g. on every rank but the main one): emulated bf16 is many times slower than float32, never a
+    speed-up."""
     global _noticed
     if not bf16:
         return torch.float32
     native, why = native_bf16(device)
     if native:
         return torch.bfloat16
-    if not _noticed:
+    if notice and not _noticed:
         _noticed = True
         print(f"lightvid: {option} ignored: {why}; running float32", file=sys.stderr)
     return torch.float32

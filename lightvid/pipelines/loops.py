@@ -10,7 +10,7 @@ The first pass costs half a window more; bench/RESULTS.md ("Loops") has the meas
 import torch
 
 from lightvid.errors import LightvidError
-from lightvid.tasks import FrameSpec, image_to_video, loop
+from lightvid.tasks import FrameSpec, animate, loop
 
 
 def sample_loop(pipe, image, period: int, **sampling) -> torch.Tensor:
@@ -27,7 +27,7 @@ def sample_loop(pipe, image, period: int, **sampling) -> torch.Tensor:
                             f"this model's window is {window} frames")
     half = period // 2
     # The first pass is only half + 1 frames long, not a whole window cut short (which measured worse: RESULTS.md)
-    way_out = pipe(image_to_video(spec.given[0], half + 1, spec.fps), **sampling)  # (half + 1, 3, H, W)
+    way_out = pipe(animate(spec.given[0], half + 1, spec.fps), **sampling)  # (half + 1, 3, H, W)
     if half + 1 == period:  # period 2: nothing left to generate on the way back
         return way_out
     given = {**{i: way_out[i] for i in range(half + 1)}, period: spec.given[0]}

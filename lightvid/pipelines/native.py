@@ -64,9 +64,6 @@ class NativeSettings:
                 raise LightvidError(f"{name} must be an integer >= 1, got {value!r}")
         if self.data_channels not in (1, 3) or isinstance(self.data_channels, bool):
             raise LightvidError(f"data_channels must be 1 or 3, got {self.data_channels!r}")
-        if self.height % self.patch or self.width % self.patch:
-            raise LightvidError(f"height and width ({self.height}x{self.width}) must be multiples of patch "
-                                f"{self.patch}")
         numbers = {"fps": self.fps, "sigma_data": self.sigma_data, "sigma_min": self.sigma_min,
                    "sigma_max": self.sigma_max}
         for name, value in numbers.items():
@@ -91,6 +88,13 @@ class NativeSettings:
     def to_dict(self) -> dict:
         return {**asdict(self), "conditioning": self.conditioning.to_dict()}
 
+    def check_frame_size(self) -> None:
+        """height and width must be multiples of patch (a training config's settings take them from its data, so
+        this is checked where they are known: on load and when training starts)."""
+        if self.height % self.patch or self.width % self.patch:
+            raise LightvidError(f"height and width ({self.height}x{self.width}) must be multiples of patch "
+                                f"{self.patch}")
+
 
 def read_settings(folder: Path) -> tuple[NativeSettings, dict]:
     """A native model folder's (settings, facts: what pipeline.json says beyond the settings).
@@ -105,10 +109,14 @@ def read_settings(folder: Path) -> tuple[NativeSettings, dict]:
             raise LightvidError(f"{folder}: cannot read config.json ({e})") from None
         if not isinstance(legacy, dict) or "conditioning" not in legacy:
             raise LightvidError(f"{folder / PIPELINE_FILE}: no 'conditioning' (and config.json names none)")
-        saved = {**saved, "conditioning": Conditioning.from_legacy(legacy["conditioning"],
-                                                                   legacy.get("flow", "farneback"))}
+        try:
+            conditioning = Conditioning.from_legacy(legacy["conditioning"], legacy.get("flow", "farneback"))
+        except LightvidError as e:
+            raise LightvidError(f"{folder}: {e}") from None
+        saved = {**saved, "conditioning": conditioning}
     try:
         settings = NativeSettings.from_dict(saved)
+        settings.check_frame_size()
     except LightvidError as e:
         raise LightvidError(f"{folder / PIPELINE_FILE}: {e}") from None
     return settings, {k: v for k, v in saved.items() if k not in settings.to_dict()}
@@ -130,7 +138,11 @@ class NativePipeline:
     def from_pretrained(cls, folder, dtype: torch.dtype = torch.float32) -> "NativePipeline":
         folder = Path(folder)
         settings, facts = read_settings(folder)
-        return cls(SpaceTimeUNet.from_pretrained(folder, dtype=dtype), settings, facts)
+        unet = SpaceTimeUNet.from_pretrained(folder, dtype=dtype)
+        try:
+            return cls(unet, settings, facts)
+        except LightvidError as e:
+            raise LightvidError(f"{folder}: {e}") from None
 
     @classmethod
     def for_sampling(cls, model: str | Path, steps: int | None = None, sampler: str | None = None,

@@ -1,7 +1,7 @@
 """Tasks as FrameSpecs: which frames/pixels of a clip are given (framespec.py), and the registry of task names shared
 by the CLI, training and eval (registry.py)."""
 
-from lightvid.tasks.framespec import MAX_FRAMES, FrameSpec, extend, image_to_video, interpolate, loop
+from lightvid.tasks.framespec import MAX_FRAMES, FrameSpec, animate, extend, interpolate, loop
 from lightvid.tasks.registry import (
     EVALUATED_TASKS,
     TASKS,
@@ -13,5 +13,19 @@ from lightvid.tasks.registry import (
     task_spec,
 )
 
-__all__ = ["EVALUATED_TASKS", "MAX_FRAMES", "TASKS", "TRAINED_TASKS", "FrameSpec", "Task", "extend", "get_task",
-           "given_frames", "image_to_video", "interpolate", "loop", "sample_given_frames", "task_spec"]
+__all__ = [
+    "EVALUATED_TASKS",
+    "MAX_FRAMES",
+    "TASKS",
+    "TRAINED_TASKS",
+    "FrameSpec",
+    "Task",
+    "animate",
+    "extend",
+    "get_task",
+    "given_frames",
+    "interpolate",
+    "loop",
+    "sample_given_frames",
+    "task_spec",
+]

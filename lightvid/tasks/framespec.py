@@ -1,4 +1,4 @@
-"""FrameSpec: the one description of a generation task (DESIGN principle 1).
+"""FrameSpec: the one description of a generation task.
 
 A task is only *which frames and pixels are given*. Image-to-video gives frame 0, interpolation the
 first and last frames, extension a prefix, a loop the same image at both ends; inpainting and
@@ -241,7 +241,7 @@ def _as_frame(image, what: str) -> torch.Tensor:
     raise LightvidError(f"{what} must be a PIL image or a (3, H, W) tensor, got {type(image).__name__}")
 
 
-def image_to_video(image, num_frames: int, fps: float, index: int = 0) -> FrameSpec:
+def animate(image, num_frames: int, fps: float, index: int = 0) -> FrameSpec:
     """Animate one image: it is frame `index` (negative counts from the end) of `num_frames`."""
     if _is_int(index) and _is_int(num_frames) and -num_frames <= index < 0:
         index += num_frames

@@ -1,6 +1,6 @@
 """The task registry: one name per task, shared by the CLI, training masks and `lightvid eval`.
 
-A task is which frames of a window are given (DESIGN principle 1); `window` says which, for a window of f frames:
+A task is which frames of a window are given, never a branch in a model; `window` says which, for a window of f frames:
 with a generator it draws the task's training pattern, without one it gives the fixed pattern eval reports on.
 
     animate        one frame given: the first (training: the first or, half the time, anywhere, as in MarDini)
@@ -11,7 +11,8 @@ with a generator it draws the task's training pattern, without one it gives the 
     random         each frame given with probability 1/2, at least one generated (training only)
     unconditional  nothing given: what classifier-free guidance's unconditional branch sees (training only)
 
-The user-facing FrameSpec constructors (framespec.py) are listed as each task's `build`.
+animate, interpolate, extend and loop are also FrameSpec constructors of the same name (framespec.py) and commands
+(`lightvid animate`, ...).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import torch
 
 from lightvid.errors import LightvidError
 
-from .framespec import FrameSpec, extend, image_to_video, interpolate, loop
+from .framespec import FrameSpec, loop
 
 KEYFRAME_STRIDE = 4
 
@@ -65,17 +66,16 @@ def _nothing(f: int, g: torch.Generator | None) -> torch.Tensor:
 class Task:
     name: str
     window: Callable[[int, torch.Generator | None], torch.Tensor]  # (f, generator or None) -> (f,) bool given
-    build: Callable[..., FrameSpec] | None = None  # the user-facing FrameSpec constructor
     trained: bool = True  # may appear in a training config's task mix
     evaluated: bool = True  # `lightvid eval --task NAME` reports on it
 
 
 TASKS: dict[str, Task] = {t.name: t for t in (
-    Task("animate", _animate, image_to_video),
-    Task("interpolate", _ends, interpolate),
+    Task("animate", _animate),
+    Task("interpolate", _ends),
     Task("keyframes", _keyframes),
-    Task("extend", _extend, extend),
-    Task("loop", _ends, loop, trained=False),  # made by two passes of the model: lightvid.pipelines.loops
+    Task("extend", _extend),
+    Task("loop", _ends, trained=False),  # made by two passes of the model: lightvid.pipelines.loops
     Task("random", _random, evaluated=False),
     Task("unconditional", _nothing, evaluated=False),
 )}
@@ -83,17 +83,18 @@ TRAINED_TASKS = tuple(name for name, t in TASKS.items() if t.trained)
 EVALUATED_TASKS = tuple(name for name, t in TASKS.items() if t.evaluated)
 
 
-def get_task(name: str, accepted: tuple[str, ...] = tuple(TASKS)) -> Task:
+def get_task(name: str, accepted: tuple[str, ...] = tuple(TASKS), what: str = "task") -> Task:
+    """The task `name`, one of `accepted`; `what` names it in the error (e.g. "--task")."""
     if name not in accepted:
-        raise LightvidError(f"unknown task {name!r}; accepted: {', '.join(accepted)}")
+        raise LightvidError(f"unknown {what} {name!r}; accepted: {', '.join(accepted)}")
     return TASKS[name]
 
 
 def given_frames(name: str, num_frames: int, generator: torch.Generator | None = None) -> torch.Tensor:
     """(num_frames,) bool, True where the task gives a frame; at least one frame is left to generate."""
     given = get_task(name).window(num_frames, generator)
-    if given.all():  # keep one frame to generate (num_frames >= 2)
-        given[int(torch.randint(num_frames, (), generator=generator))] = False
+    if given.all():  # keep one frame to generate (num_frames >= 2): a random one in training, the last in eval
+        given[-1 if generator is None else int(torch.randint(num_frames, (), generator=generator))] = False
     return given
 
 

@@ -9,14 +9,18 @@ from lightvid.errors import LightvidError
 from . import load_config, train
 
 
+class _OneLineParser(argparse.ArgumentParser):
+    def error(self, message: str):  # a usage error is one line and exit code 2, as everywhere in lightvid
+        print(f"lightvid: error: {message} (see python -m lightvid.train --help)", file=sys.stderr)
+        sys.exit(2)
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lightvid.train", description=__doc__)
+    parser = _OneLineParser(prog="python -m lightvid.train", description=__doc__)
     parser.add_argument("--config", type=Path, required=True, help="a training YAML file (see configs/)")
     parser.add_argument("--max-steps", type=int, help="stop after this many more steps (a rerun resumes)")
     args = parser.parse_args(argv)
     try:
-        if args.max_steps is not None and args.max_steps < 1:
-            raise LightvidError(f"--max-steps must be >= 1, got {args.max_steps}")
         out = train(load_config(args.config), max_steps=args.max_steps)
     except LightvidError as e:
         print(f"lightvid: error: {e}", file=sys.stderr)

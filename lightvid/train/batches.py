@@ -68,10 +68,11 @@ class StepBatches(Dataset):
 class ShardBatches(Dataset):
     """Item `step` = this rank's batch of clips for that step, read from WebDataset shards: (b, f, c, h, w).
 
-    The global order of epoch e: the shards in a permutation seeded by (seed, e) (in listed order when the
-    dataset has shuffle_shards=False), each shard's video samples in tar order. Position p of the endless
-    sequence is sample p mod N of epoch p // N (N: video samples in all shards), found through the shard index
-    (`WebDatasetShards.samples`, tar headers listed once): only the samples a step needs are read and decoded.
+    The global order of epoch e: all video samples of all shards (N) in a permutation seeded by (seed, e), so a
+    batch mixes shards and videos (in listed order, shard by shard and each in tar order, when the dataset has
+    shuffle_shards=False). Position p of the endless sequence is sample p mod N of epoch p // N, found through
+    the shard index (`WebDatasetShards.samples`, tar headers listed once): only the samples a step needs are read
+    (by offset) and decoded.
     Each clip is cut as the dataset cuts it, seeded by (dataset seed, epoch, shard, key).
 
     A sample that cannot be decoded is replaced by the next decodable one in the order (a property of the
@@ -86,27 +87,27 @@ class ShardBatches(Dataset):
             raise LightvidError(f"no readable video samples in the {len(shards.shards)} shard(s) "
                                 f"{shards.shards[0]}, ...")
         self.bad: set[ShardSample] = set()
-        self._epoch, self._order, self._ends = -1, None, None
+        self._ends = np.cumsum(self.counts)  # sample index (listed order) -> shard: searchsorted
+        self._epoch, self._order = -1, None
 
     def __len__(self) -> int:
         return 1 << 62
 
-    def shard_order(self, epoch: int) -> np.ndarray:
-        """Indices into `shards.shards` in the order epoch `epoch` reads them."""
+    def sample_order(self, epoch: int) -> np.ndarray:
+        """The N sample indices (in listed order: shard by shard, tar order within) in the order epoch `epoch`
+        reads them."""
         if not self.shards.shuffle_shards:
-            return np.arange(len(self.counts))
-        return _permutation(len(self.counts), self.seed, epoch).numpy()
+            return np.arange(self.total)
+        return _permutation(self.total, self.seed, epoch).numpy()
 
     def sample_at(self, position: int) -> tuple[ShardSample, int]:
         """The sample at `position` of the global order, and its epoch."""
         epoch, offset = divmod(position, self.total)
         if epoch != self._epoch:
-            self._order = self.shard_order(epoch)
-            self._ends = np.cumsum(self.counts[self._order])
-            self._epoch = epoch
-        slot = int(np.searchsorted(self._ends, offset, side="right"))
-        shard = int(self._order[slot])
-        within = offset - (int(self._ends[slot - 1]) if slot else 0)
+            self._order, self._epoch = self.sample_order(epoch), epoch
+        index = int(self._order[offset])
+        shard = int(np.searchsorted(self._ends, index, side="right"))
+        within = index - (int(self._ends[shard - 1]) if shard else 0)
         return self.shards.samples()[shard][within], epoch
 
     def positions(self, step: int) -> range:

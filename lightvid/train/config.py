@@ -45,7 +45,7 @@ class OptimConfig:
 
 @dataclass
 class DistillConfig:
-    """Adversarial distillation to few steps (lightvid/compress/distill.py explains each choice)."""
+    """Adversarial distillation to few steps (lightvid/train/distill.py explains each choice)."""
     teacher: str  # model folder or embedded name; the student starts from it
     student_steps: int = 1
     # The adversarial gradient at the student's sample is rescaled to adversarial_weight × the (unweighted)
@@ -130,9 +130,8 @@ def config_from_dict(raw: dict) -> TrainConfig:
         folder = model_folder(raw["init_from"])
         raw["init_from"] = str(folder)
         raw.setdefault("model", read_config(folder).to_dict())
-        if "pipeline" not in raw:
-            saved = read_settings(folder)[0].to_dict()
-            raw["pipeline"] = {k: v for k, v in saved.items() if k not in FROM_DATA}
+        saved = read_settings(folder)[0].to_dict()  # the folder's settings, changed where `pipeline` says
+        raw["pipeline"] = _merged({k: v for k, v in saved.items() if k not in FROM_DATA}, raw.get("pipeline") or {})
     pipeline = raw.get("pipeline", {})
     if not isinstance(pipeline, dict):
         raise LightvidError("config: 'pipeline' must be a mapping")
@@ -210,11 +209,19 @@ def finetune_config(folder, output_dir, train: dict, data: dict | None = None, *
                              **extra})
 
 
+# mappings that an override replaces as a whole: another dataset's options, a task mix, a conditioning's choices
+WHOLE = ("data", "tasks", "conditioning")
+
+
 def _merged(base: dict, override: dict) -> dict:
-    """`override` on top of `base`, mappings merged key by key (a section names only what it changes)."""
+    """`override` on top of `base`, mappings merged key by key (a section names only what it changes), except the
+    WHOLE ones."""
+    if not isinstance(override, dict):
+        raise LightvidError(f"config: expected a mapping, got {override!r}")
     out = dict(base)
     for key, value in override.items():
-        out[key] = _merged(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+        nested = isinstance(value, dict) and isinstance(out.get(key), dict) and key not in WHOLE
+        out[key] = _merged(out[key], value) if nested else value
     return out
 
 

@@ -59,7 +59,8 @@ def _check_same_run(checkpoint: Path, config: TrainConfig) -> None:
     """Resuming continues the same run: only its length and its logging / checkpoint cadence may change."""
     saved = json.loads((checkpoint / "state.json").read_text())["config"]
     current = json.loads(json.dumps(asdict(config)))
-    free = {"init_from", "train.steps", "train.checkpoint_every", "train.log_every", "train.num_workers"}
+    free = {"init_from", "train.steps", "train.checkpoint_every", "train.log_every", "train.num_workers",
+            "pipeline.steps", "pipeline.sampler"}  # sampling defaults: no training step reads them
     # dataclasses: a field newer than the run was at its default
     sections = ("model", "pipeline", "diffusion", "train", "distill")
     changed = [key for key, value in current.items()
@@ -133,10 +134,13 @@ def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int,
 def train(config: TrainConfig, max_steps: int | None = None, progress: bool = True) -> Path:
     """Train (or resume) until `config.train.steps`, or stop after `max_steps` more steps. Returns output_dir."""
     opt = config.train
+    if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
+        raise LightvidError(f"--max-steps must be an integer >= 1, got {max_steps!r}")
     from accelerate import PartialState
 
     from lightvid.models.precision import network_dtype  # bf16: true falls back to float32 where bf16 is emulated
-    native = network_dtype(opt.bf16, PartialState().device, "bf16: true") == torch.bfloat16
+    state = PartialState()
+    native = network_dtype(opt.bf16, state.device, "bf16: true", notice=state.is_main_process) == torch.bfloat16
     accelerator = Accelerator(mixed_precision="bf16" if native else "no")
     out = Path(config.output_dir)
     torch.manual_seed(config.seed)
@@ -178,6 +182,10 @@ def train(config: TrainConfig, max_steps: int | None = None, progress: bool = Tr
     else:
         batches = StepBatches(dataset, opt.batch_size, config.seed, rank, world)
     clip_shape = batches.clip_shape  # (f, c, h, w)
+    try:  # the model's settings with the data's frame size, checked before the first step
+        replace(p, num_frames=clip_shape[0], height=clip_shape[2], width=clip_shape[3]).check_frame_size()
+    except LightvidError as e:
+        raise LightvidError(f"config: the data's frames: {e}") from None
     if clip_shape[1] != p.data_channels:
         raise LightvidError(f"config: pipeline.data_channels is {p.data_channels} but the dataset gives "
                             f"{clip_shape[1]}-channel frames")
