@@ -1,5 +1,6 @@
 """`lightvid generate` (SVD folders), `lightvid flops`, `lightvid train`, `lightvid compress`, `lightvid distill`."""
 import json
+import os
 import shutil
 from pathlib import Path
 from typing import Annotated
@@ -9,10 +10,14 @@ import yaml
 
 from lightvid.errors import LightvidError
 
-from .app import app, check_positive, check_seed
+from .app import app, check_finite, check_range, check_seed, check_size, warn_slow
 from .options import (
     FRAMES,
     HEIGHT,
+    MAX_FPS,
+    MAX_FRAMES,
+    MAX_MOTION_BUCKET,
+    MAX_TRAIN_STEPS,
     NATIVE_DEFAULT,
     NATIVE_MODELS,
     STEPS,
@@ -48,16 +53,18 @@ def generate(
                                         f"576, SVD's; {NATIVE_DEFAULT}).")] = 576,
     width: Annotated[int, typer.Option(help=f"{WIDTH}, a multiple of the VAE factor (8 for SVD) (default here: "
                                        f"1024, SVD's; {NATIVE_DEFAULT}).")] = 1024,
-    fps: Annotated[int, typer.Option(help="Frames per second: conditions the model and sets the file's frame "
-                                     "rate (the native commands use the model's own).")] = 7,
-    motion_bucket: Annotated[int, typer.Option("--motion-bucket", help="SVD motion bucket id: more = more "
-                                               "motion.")] = 127,
-    noise_aug: Annotated[float, typer.Option("--noise-aug", help="Noise added to the conditioning image.")] = 0.02,
-    min_guidance: Annotated[float, typer.Option(help="Guidance scale of the first frame (ramps linearly to "
-                                                "--max-guidance).")] = 1.0,
-    max_guidance: Annotated[float, typer.Option(help="Guidance scale of the last frame.")] = 3.0,
-    decode_chunk: Annotated[int | None, typer.Option("--decode-chunk", help="Frames decoded per VAE call: lower "
-                                                     "bounds memory (default: the whole clip in one call).")] = None,
+    fps: Annotated[int, typer.Option(help=f"Frames per second, 1 to {MAX_FPS}: conditions the model and sets the "
+                                     "file's frame rate (the native commands use the model's own).")] = 7,
+    motion_bucket: Annotated[int, typer.Option("--motion-bucket", help=f"SVD motion bucket id, 0 to "
+                                               f"{MAX_MOTION_BUCKET}: more = more motion.")] = 127,
+    noise_aug: Annotated[float, typer.Option("--noise-aug", help="Noise added to the conditioning image (a finite "
+                                             "number >= 0).")] = 0.02,
+    min_guidance: Annotated[float, typer.Option(help="Guidance scale of the first frame, a finite number (ramps "
+                                                "linearly to --max-guidance).")] = 1.0,
+    max_guidance: Annotated[float, typer.Option(help="Guidance scale of the last frame, a finite number.")] = 3.0,
+    decode_chunk: Annotated[int | None, typer.Option("--decode-chunk", help=f"Frames decoded per VAE call, 1 to "
+                                                     f"{MAX_FRAMES}: lower bounds memory (default: the whole clip "
+                                                     "in one call).")] = None,
     gif: Gif = False,
     bf16: Bf16 = False,
     compile: Annotated[bool, typer.Option("--compile", help="torch.compile the UNet: the first step compiles "
@@ -66,26 +73,32 @@ def generate(
     """Image-to-video with a Stable Video Diffusion checkpoint folder: IMAGE conditions the video."""
     import torch
 
-    from lightvid.io import check_output_path, load_image, pil_to_tensor, resize_and_crop, write_video
+    from lightvid.io import check_output_path, load_image, pil_to_tensor, resize_and_crop, shown, write_video
     from lightvid.pipelines import SVDPipeline, SVDSettings
     from lightvid.tasks import animate
 
-    check_output_path(output)
-    check_positive(steps=steps, height=height, width=width, fps=fps)
+    check_output_path(output, inputs=[image], gif_preview=gif)  # never an input; load_image refuses a FIFO unopened
     check_seed(seed)
-    if decode_chunk is not None:
-        check_positive(decode_chunk=decode_chunk)
+    check_size(height, width, frames, steps)
+    check_range("--fps", fps, 1, MAX_FPS)
+    check_range("--motion-bucket", motion_bucket, 0, MAX_MOTION_BUCKET)
+    check_range("--decode-chunk", decode_chunk, 1, MAX_FRAMES)
+    check_finite(noise_aug=noise_aug, min_guidance=min_guidance, max_guidance=max_guidance)
+    if noise_aug < 0:
+        raise LightvidError(f"--noise-aug must be >= 0, got {noise_aug}")
     picture = pil_to_tensor(resize_and_crop(load_image(image), height, width))
     if frames is not None:  # validate the request before the (slow) model load
         animate(picture, frames, fps)
     from .tasks import network_dtype
     pipe = SVDPipeline.from_pretrained(model, unet_dtype=network_dtype(bf16), compile=compile)
+    check_size(height, width, frames if frames is not None else pipe.default_frames)
+    warn_slow(steps=steps, frames=frames)
     spec = animate(picture, frames if frames is not None else pipe.default_frames, fps)
     settings = SVDSettings(steps=steps, min_guidance=min_guidance, max_guidance=max_guidance,
                            motion_bucket_id=motion_bucket, noise_aug_strength=noise_aug, decode_chunk_size=decode_chunk)
     video = pipe(spec, settings, generator=torch.Generator().manual_seed(seed))
     for path in write_video(video, output, fps=fps, gif_preview=gif):
-        typer.echo(f"wrote {path}")
+        typer.echo(f"wrote {shown(path)}")
 
 
 @app.command()
@@ -93,8 +106,8 @@ def flops(
     model: Annotated[str, typer.Option("--model", help=f"The model to count: an architecture preset (svd, "
                                        f"svd-tiny), {NATIVE_MODELS}, or {SVD_FOLDER} or just its unet/ folder. "
                                        "Only config files are read.")] = "svd",
-    frames: Annotated[int, typer.Option(help="Frames in the clip one UNet evaluation denoises (default here: 14, "
-                                        "SVD's, whatever the model).")] = 14,
+    frames: Annotated[int, typer.Option(help=f"Frames in the clip one UNet evaluation denoises, 1 to {MAX_FRAMES} "
+                                        "(default here: 14, SVD's, whatever the model).")] = 14,
     height: Annotated[int, typer.Option(help=f"{HEIGHT} (default here: 576, SVD's, whatever the model); latent "
                                         "height = height / the model's VAE factor.")] = 576,
     width: Annotated[int, typer.Option(help=f"{WIDTH} (default here: 1024, SVD's, whatever the model).")] = 1024,
@@ -114,6 +127,7 @@ def flops(
     if table is not None:
         _print_table(table, as_json)
         return
+    check_size(height, width, frames)
     report = flops_for(model, frames, height, width, fold_cross_attention)
     if as_json:
         typer.echo(json.dumps(dict(model=model, frames=frames, height=height, width=width,
@@ -138,6 +152,7 @@ def train(
     from lightvid.train import load_config
     from lightvid.train import train as run_training
 
+    check_range("--max-steps", max_steps, 1, MAX_TRAIN_STEPS)
     out = run_training(load_config(config), max_steps=max_steps)
     typer.echo(f"checkpoints in {out / 'checkpoints'}, model in {out / 'model'}")
 
@@ -153,7 +168,8 @@ def compress(
                                                   "there.")] = None,
     finetune_steps: Annotated[int | None, typer.Option("--finetune-steps", help="Training steps of every "
                                                        "finetuning stage of the recipe, replacing the recipe's "
-                                                       "(0: transforms only; default: the recipe's).")] = None,
+                                                       f"(0 to {MAX_TRAIN_STEPS:,}; 0: transforms only; default: the "
+                                                       "recipe's).")] = None,
     overwrite: Overwrite = False,
 ):
     """Compress a model with a recipe of MobileVD transforms, finetuning between them.
@@ -167,6 +183,9 @@ def compress(
 
     if finetune_steps is not None and finetune_steps < 0:
         raise LightvidError(f"--finetune-steps must be >= 0, got {finetune_steps}")
+    check_range("--finetune-steps", finetune_steps, 0, MAX_TRAIN_STEPS)
+    _check_folder_output(output, "-o/--output", overwrite)
+    _check_folder_output(work_dir if work_dir is not None else output.with_name(output.name + ".work"), "--work-dir")
     plan = load_recipe(recipe)
     if finetune_steps is not None:
         for step in plan.steps:
@@ -209,10 +228,12 @@ def distill(
     from lightvid.train.state import latest_checkpoint, read_step
     from lightvid.weights import model_folder
 
-    if not 1 <= student_steps <= 8:
-        raise LightvidError(f"--student-steps must be in [1, 8], got {student_steps}")
+    check_range("--student-steps", student_steps, 1, 8)
     if max_steps is not None and max_steps < 1:
         raise LightvidError(f"--max-steps must be >= 1, got {max_steps}")
+    check_range("--max-steps", max_steps, 1, MAX_TRAIN_STEPS)
+    _check_folder_output(output, "-o/--output", overwrite)
+    _check_folder_output(output.with_name(output.name + ".work"), "-o/--output")
     check_dir_target(output, overwrite)
     sections = _read_sections(config, ("train", "distill", "data")) if config else {}
     folder = model_folder(model)
@@ -227,6 +248,24 @@ def distill(
     with atomic_dir(output, overwrite=overwrite) as tmp:
         shutil.copytree(work / "model", tmp, dirs_exist_ok=True)
     typer.echo(f"wrote {output} ({student_steps}-step student of {model}; training run in {work})")
+
+
+def _check_folder_output(path: Path, option: str, overwrite: bool | None = None) -> None:
+    """Before any work: `path` can become a folder (a new, empty or, with `overwrite`, replaceable one; `overwrite`
+    None: an existing folder is reused, as a work folder is)."""
+    from lightvid.io import check_dir_target
+
+    if not path.name or path.name == "..":
+        raise LightvidError(f"{option} {str(path)!r}: expected the path of a folder to create, with a name")
+    if any(len(part.encode()) > 255 for part in path.parts):
+        raise LightvidError(f"{option} {path}: a name in the path is longer than 255 bytes")
+    if overwrite is not None:
+        check_dir_target(path, overwrite)
+    elif path.exists() and not path.is_dir():
+        raise LightvidError(f"{option} {path}: exists and is not a folder; expected a folder")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and (not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK)):
+        raise LightvidError(f"{option} {path}: cannot create a folder in {parent}")
 
 
 def _read_sections(path: Path, accepted: tuple[str, ...]) -> dict:

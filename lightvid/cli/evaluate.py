@@ -1,12 +1,13 @@
 """`lightvid eval`: a model against ground truth and baselines on its dataset's held-out clips."""
 import json
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from .app import app, check_positive
-from .options import SEED, Bf16, Json, Model, Sampler, Steps
+from .app import app, check_range, warn_slow
+from .options import MAX_CLIPS, SEED, SLOW_CLIPS, Bf16, Json, Model, Sampler, Steps
 from .tasks import network_dtype, sampling_args
 
 
@@ -15,7 +16,8 @@ def evaluate(
     task: Annotated[str, typer.Option(help="interpolate (first+last given), keyframes (every 4th and the last "
                                       "given), extend (first half given), animate (first frame given) or loop.")],
     model: Model = "photo",
-    clips: Annotated[int, typer.Option(help="Clips to evaluate (the first N of the split).")] = 32,
+    clips: Annotated[int, typer.Option(help=f"Clips to evaluate (the first N of the split): 1 to {MAX_CLIPS} and "
+                                       f"at most the split's size; more than {SLOW_CLIPS} takes long.")] = 32,
     seed: Annotated[int, typer.Option(help=f"{SEED}; clip i uses seed + i.")] = 0,
     steps: Steps = None,
     sampler: Sampler = None,
@@ -50,12 +52,18 @@ def evaluate(
     get_task(task, EVALUATED_TASKS, what="--task")
     if split not in ("test", "train"):
         raise LightvidError(f"unknown --split {split!r}; accepted: test, train")
-    check_positive(clips=clips)
+    check_range("--clips", clips, 1, MAX_CLIPS)
     sampling_args(seed + clips - 1, steps, sampler)  # validates --seed (every clip's), --steps, --sampler
     if output is not None and not output.endswith(".json"):
         raise LightvidError(f"-o/--output {output}: expected a file path ending in .json")
     if no_fd and encoder is not None:
         raise LightvidError("--encoder and --no-fd contradict each other; pass one")
+    if output is not None:
+        _check_report_path(Path(output))
+    if dataset is not None:
+        from lightvid.data import DATASETS
+        if dataset not in DATASETS:
+            raise LightvidError(f"--dataset: unknown dataset {dataset!r}; accepted: {', '.join(DATASETS)}")
     dtype = network_dtype(bf16)  # float32 where bf16 is not native
     pipe, used, note = NativePipeline.for_sampling(model, steps, sampler, dtype)
     used = f"{used} (bf16)" if dtype != network_dtype(False) else used
@@ -81,6 +89,7 @@ def evaluate(
     if i3d is not None:
         from lightvid.eval.i3d import load_i3d
         i3d_model = load_i3d(i3d)
+    warn_slow(steps=steps, clips=clips)
     report = run_eval(pipe, dataset, task, clips=clips, seed=seed, steps=steps, sampler=sampler,
                       encoder=video_encoder, i3d=i3d_model, model_name=used, split=split, data_options=data_options)
     if as_json:
@@ -92,3 +101,15 @@ def evaluate(
     if output is not None:
         save_report(report, output)
         typer.echo(f"wrote {output}", err=as_json)  # with --json, stdout is the JSON object only
+
+
+def _check_report_path(path: Path) -> None:
+    """-o/--output: a .json file path that can be written (checked before any work)."""
+    from lightvid.errors import LightvidError
+    if any(len(part.encode()) > 255 for part in path.parts):  # before is_dir, which raises for such a name
+        raise LightvidError(f"-o/--output {path}: a name in the path is longer than 255 bytes")
+    if path.is_dir():
+        raise LightvidError(f"-o/--output {path}: is a folder; expected a .json file path")
+    parent = next((p for p in path.absolute().parents if p.exists()), None)
+    if parent is not None and (not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK)):
+        raise LightvidError(f"-o/--output {path}: cannot write into {parent}")

@@ -33,12 +33,28 @@ ModelOutput = Annotated[Path, typer.Option("-o", "--output", help="The model fol
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="Replace OUTPUT if it exists.")]
 Json = Annotated[bool, typer.Option("--json", help="Print one JSON object instead of the text (for scripts).")]
 
+# Limits: every command checks its options against these before it loads a model or reads an input (app.py's
+# checks), and its --help states them. Past a SLOW_ value a command warns in one line on stderr and goes on.
+MAX_FRAMES = 1024  # frames of one output video: lightvid.tasks.framespec.MAX_FRAMES (tests/test_fuzz.py checks)
+MAX_STEPS = 1000  # sampling steps
+MAX_SIDE = 4096  # --height / --width, pixels
+MAX_FRAME_PIXELS = 2048 * 2048  # height x width of one frame
+MAX_VIDEO_PIXELS = 1024 * 512 * 512  # frames x height x width: 3.2 GB as float32 RGB
+MAX_CLIPS = 1000  # eval --clips (Moving MNIST's test split)
+MAX_TRAIN_STEPS = 10_000_000  # --max-steps, --finetune-steps
+MAX_FPS = 240  # generate --fps
+MAX_MOTION_BUCKET = 1023  # generate --motion-bucket
+SEED_LIMIT = 2**63  # seeds are in [0, SEED_LIMIT)
+SLOW_STEPS, SLOW_FRAMES, SLOW_CLIPS = 100, 256, 100
+
 # sampling
 FRAMES = "Frames in the output video"
-STEPS = "Sampling steps"
-HEIGHT = "Frame height in pixels"
-WIDTH = "Frame width in pixels"
-SEED = "Random seed: the same seed and settings give the same video"
+STEPS = f"Sampling steps (1 to {MAX_STEPS}; more than {SLOW_STEPS} takes long)"
+SIZE_LIMIT = (f"at most {MAX_SIDE}, height x width at most {MAX_FRAME_PIXELS:,} and frames x height x width at most "
+              f"{MAX_VIDEO_PIXELS:,}")
+HEIGHT = f"Frame height in pixels ({SIZE_LIMIT})"
+WIDTH = f"Frame width in pixels ({SIZE_LIMIT})"
+SEED = "Random seed, 0 to 2^63 - 1: the same seed and settings give the same video"
 NATIVE_DEFAULT = "the native commands (animate, ...) default to the model's own"
 
 Seed = Annotated[int, typer.Option(help=f"{SEED}.")]
@@ -48,7 +64,8 @@ Steps = Annotated[int | None, typer.Option(help=f"{STEPS} (default: the model's 
 SAMPLER_NAMES = ("euler", "euler_ancestral", "heun", "dpmpp_2m", "renoise")  # lightvid.diffusion.SAMPLERS (tested)
 Sampler = Annotated[str | None, typer.Option(help=f"{', '.join(SAMPLER_NAMES)} (default: the model's own, from its "
                                              "pipeline.json).")]
-Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale; 1 = off (one model call per step).")]
+Guidance = Annotated[float, typer.Option(help="Classifier-free guidance scale, a finite number; 1 = off (one model "
+                                         "call per step).")]
 Height = Annotated[int | None, typer.Option(help=f"{HEIGHT} (default: the model's, from its pipeline.json); a "
                                             "multiple of the model's patch size.")]
 Width = Annotated[int | None, typer.Option(help=f"{WIDTH} (default: the model's, from its pipeline.json); a multiple "
@@ -62,4 +79,5 @@ Gif = Annotated[bool, typer.Option("--gif", help="Also write a GIF preview next 
 
 # training runs
 MaxSteps = Annotated[int | None, typer.Option("--max-steps", help="Stop after this many more training steps (run "
-                                              "the same command again to continue from the last checkpoint).")]
+                                              "the same command again to continue from the last checkpoint; 1 to "
+                                              f"{MAX_TRAIN_STEPS:,}).")]

@@ -2,7 +2,6 @@
 `photo`). Inputs of any size are resized to cover the model's frame size (aspect ratio kept) and center-cropped;
 the given frames appear in the output unchanged.
 """
-import math
 from pathlib import Path
 from typing import Annotated
 
@@ -10,22 +9,37 @@ import typer
 
 from lightvid.errors import LightvidError
 
-from .app import app, check_positive, check_seed
-from .options import FRAMES, Bf16, Gif, Guidance, Height, Model, Output, Sampler, Seed, Steps, Width
+from .app import app, check_finite, check_range, check_seed, check_size, warn_slow
+from .options import (
+    FRAMES,
+    MAX_FRAMES,
+    MAX_STEPS,
+    Bf16,
+    Gif,
+    Guidance,
+    Height,
+    Model,
+    Output,
+    Sampler,
+    Seed,
+    Steps,
+    Width,
+)
 
 
 def sampling_args(seed: int, steps: int | None, sampler: str | None, guidance: float = 1.0) -> dict:
     """The pipeline's sampling keywords, every value checked before any work starts."""
+    check_seed(seed)
+    check_range("--steps", steps, 1, MAX_STEPS)
+    check_finite(guidance=guidance)
     import torch
 
     from lightvid.diffusion import get_sampler
-    check_seed(seed)
-    if steps is not None:
-        check_positive(steps=steps)
     if sampler is not None:
-        get_sampler(sampler)  # a clear error for an unknown name
-    if not math.isfinite(guidance):
-        raise LightvidError(f"--guidance must be a finite number, got {guidance}")
+        try:
+            get_sampler(sampler)  # a clear error for an unknown name
+        except LightvidError as e:
+            raise LightvidError(f"--sampler: {e}") from None
     return dict(steps=steps, sampler=sampler, guidance=guidance, generator=torch.Generator().manual_seed(seed))
 
 
@@ -36,19 +50,26 @@ def network_dtype(bf16: bool):
     return dtype_for(bf16)
 
 
-def _setup(output: str, model: str, height: int | None, width: int | None, bf16: bool, **sampling):
-    """Check the output path and the options, load the model: (pipeline, height, width, sampling keywords)."""
+def _setup(output: str, model: str, height: int | None, width: int | None, bf16: bool, frames: int | None = None,
+           frames_option: str = "--frames", frames_low: int = 1, **sampling):
+    """Check the output path and the options, load the model: (pipeline, height, width, sampling keywords).
+
+    The options given are checked against the limits (options.py) before the model loads, the model's defaults
+    once it has loaded. The command warns of slow settings (`warn_slow`) once everything is checked."""
     from lightvid.io import check_output_path
     from lightvid.pipelines.native import NativePipeline
 
     check_output_path(output)
     args = sampling_args(**sampling)
+    # the command's own lower bound (2 frames to animate, 3 to interpolate or loop) before the model's window
+    check_range(frames_option, frames, frames_low, MAX_FRAMES if frames_option == "--frames" else MAX_FRAMES - 1)
+    check_size(height, width, frames if frames_option == "--frames" else None)
     pipe, _, note = NativePipeline.for_sampling(model, args["steps"], args["sampler"], network_dtype(bf16))
     if note is not None:
         typer.echo(note, err=True)
     s = pipe.settings
     height, width = height if height is not None else s.height, width if width is not None else s.width
-    check_positive(height=height, width=width)
+    check_size(height, width)
     if height % s.patch or width % s.patch:
         raise LightvidError(f"--height/--width must be multiples of {s.patch} for this model, got {height}x{width}")
     return pipe, height, width, args
@@ -61,15 +82,29 @@ def _frames(value: int | None, default: int, low: int, high: int, what: str, opt
     return frames
 
 
+def _check_io(output: str, gif: bool, *images: Path, video: Path | None = None) -> None:
+    """Before any work: the output (and its --gif preview) can be written without overwriting an input, and every
+    input is a regular file (a video may also be a folder of frames; a FIFO or a device would hang the read); an
+    image's header, size and (PNG) chunks are checked too, its pixels are decoded after the model has loaded."""
+    from lightvid.io import VIDEO_INPUT, check_image, check_input, check_output_path
+
+    inputs = [*images, *([video] if video is not None else [])]
+    check_output_path(output, inputs=inputs, gif_preview=gif)
+    for image in images:
+        check_image(image)
+    if video is not None:
+        check_input(video, VIDEO_INPUT, folder_ok=True)
+
+
 def _picture(path: Path, height: int, width: int):
     from lightvid.io import load_image, pil_to_tensor, resize_and_crop
     return pil_to_tensor(resize_and_crop(load_image(path), height, width))
 
 
 def _write(video, output: str, fps: float, gif: bool) -> None:
-    from lightvid.io import write_video
+    from lightvid.io import shown, write_video
     for path in write_video(video, output, fps=fps, gif_preview=gif):
-        typer.echo(f"wrote {path}")
+        typer.echo(f"wrote {shown(path)}")
 
 
 @app.command()
@@ -77,16 +112,18 @@ def animate(image: Annotated[Path, typer.Argument(help="The photo to animate (an
             output: Output, model: Model = "photo",
             frames: Annotated[int | None, typer.Option(help=f"{FRAMES}, IMAGE the first (default: the model's "
                                                        "window, 16 for photo); longer videos are made one window "
-                                                       "at a time, up to 1024 frames.")] = None,
+                                                       f"at a time, up to {MAX_FRAMES} frames.")] = None,
             seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
             height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False):
     """Animate IMAGE: it is the first frame; the model makes the motion that follows."""
     from lightvid.pipelines.windows import continue_video
-    from lightvid.tasks.framespec import MAX_FRAMES
 
-    pipe, h, w, args = _setup(output, model, height, width, bf16, seed=seed, steps=steps, sampler=sampler,
-                              guidance=guidance)
+    _check_io(output, gif, image)
+    pipe, h, w, args = _setup(output, model, height, width, bf16, frames, frames_low=2, seed=seed, steps=steps,
+                              sampler=sampler, guidance=guidance)
     total = _frames(frames, pipe.settings.num_frames, 2, MAX_FRAMES, "animate")
+    check_size(h, w, total)
+    warn_slow(steps=steps, frames=frames)
     video = continue_video(pipe, _picture(image, h, w)[None], total, pipe.settings.fps, **args)
     _write(video, output, pipe.settings.fps, gif)
 
@@ -102,10 +139,12 @@ def interpolate(first: Annotated[Path, typer.Argument(help="The first frame (an 
     """In-between frames from FIRST to LAST (FIRST is frame 0, LAST the final frame)."""
     from lightvid.tasks import interpolate as interpolation
 
-    pipe, h, w, args = _setup(output, model, height, width, bf16, seed=seed, steps=steps, sampler=sampler,
-                              guidance=guidance)
+    _check_io(output, gif, first, last)
+    pipe, h, w, args = _setup(output, model, height, width, bf16, frames, frames_low=3, seed=seed, steps=steps,
+                              sampler=sampler, guidance=guidance)
     window = pipe.settings.num_frames
     total = _frames(frames, window, 3, window, f"interpolation with this model (its window is {window} frames)")
+    warn_slow(steps=steps)
     spec = interpolation(_picture(first, h, w), _picture(last, h, w), total, pipe.settings.fps)
     _write(pipe(spec, **args), output, pipe.settings.fps, gif)
 
@@ -114,24 +153,26 @@ def interpolate(first: Annotated[Path, typer.Argument(help="The first frame (an 
 def extend(video: Annotated[Path, typer.Argument(help="A video file (mp4, webm, gif, ...) or a folder of frames.")],
            output: Output, model: Model = "photo",
            new_frames: Annotated[int | None, typer.Option(help="New frames to add after VIDEO (default: half the "
-                                                          "model's window); VIDEO's frames + new frames <= 1024. "
-                                                          "(--frames, elsewhere, counts every frame of the "
-                                                          "output.)")] = None,
+                                                          "model's window); VIDEO's frames + new frames <= "
+                                                          f"{MAX_FRAMES}. (--frames, elsewhere, counts every frame "
+                                                          "of the output.)")] = None,
            seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
            height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False):
     """Continue VIDEO (a video file or a folder of frames): the output is VIDEO, resampled to the model's frame
     rate and size, followed by the new frames."""
     from lightvid.io import read_video
     from lightvid.pipelines.windows import continue_video
-    from lightvid.tasks.framespec import MAX_FRAMES
 
-    pipe, h, w, args = _setup(output, model, height, width, bf16, seed=seed, steps=steps, sampler=sampler,
-                              guidance=guidance)
+    _check_io(output, gif, video=video)
+    pipe, h, w, args = _setup(output, model, height, width, bf16, new_frames, "--new-frames", seed=seed,
+                              steps=steps, sampler=sampler, guidance=guidance)
     new = _frames(new_frames, pipe.settings.num_frames // 2, 1, MAX_FRAMES - 1, "extend", "--new-frames")
     clip, _ = read_video(video, fps=pipe.settings.fps, size=(h, w))
     if clip.shape[0] + new > MAX_FRAMES:
         raise LightvidError(f"{video} has {clip.shape[0]} frames at {pipe.settings.fps:g} fps; with --new-frames "
                             f"{new} the result would have {clip.shape[0] + new}, more than {MAX_FRAMES}")
+    check_size(h, w, clip.shape[0] + new)
+    warn_slow(steps=steps, new_frames=new_frames)
     _write(continue_video(pipe, clip, clip.shape[0] + new, pipe.settings.fps, **args), output, pipe.settings.fps, gif)
 
 
@@ -153,11 +194,13 @@ def loop(image: Annotated[Path, typer.Argument(help="The first frame of the loop
     from lightvid.eval.metrics import loop_seam
     from lightvid.pipelines.loops import sample_loop
 
-    pipe, h, w, args = _setup(output, model, height, width, bf16, seed=seed, steps=steps, sampler=sampler,
-                              guidance=guidance)
+    _check_io(output, gif, image)
+    pipe, h, w, args = _setup(output, model, height, width, bf16, frames, frames_low=3, seed=seed, steps=steps,
+                              sampler=sampler, guidance=guidance)
     window = pipe.settings.num_frames
     period = _frames(frames, window - 1, 3, window - 1, f"a loop with this model (its window is {window} frames, "
                      "one of them the repeated first frame)")
+    warn_slow(steps=steps)
     video = sample_loop(pipe, _picture(image, h, w), period, **args)
     seam = loop_seam(video)
     typer.echo(f"loop seam: last->first step {255 * seam['seam']:.2f} gray levels, median step "

@@ -3,7 +3,6 @@
 `torch.utils.flop_counter` counts a multiply-add as 2 FLOPs. It is run on meta tensors on purpose: on real
 CPU tensors scaled_dot_product_attention dispatches to a fused kernel the counter does not see.
 """
-import json
 from dataclasses import dataclass, replace
 
 import torch
@@ -11,6 +10,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from lightvid.errors import LightvidError
 from lightvid.models import PRESETS, SpaceTimeUNet, UNetConfig, get_preset, read_config, unet_folder
+from lightvid.models.checkpoint import OWN_CLASS, read_json_object
 
 # Pixel -> latent downscale of the autoencoder each preset is used with (SVD's VAE: 8).
 PRESET_LATENT_SCALE = {"svd": 8, "svd-tiny": 8}
@@ -37,11 +37,16 @@ def resolve_architecture(model: str) -> tuple[UNetConfig, int]:
     folder = unet_folder(model_folder(model) if model in EMBEDDED else model)
     config = read_config(folder)
     vae_config = folder.parent / "vae" / "config.json"
-    native = folder / "pipeline.json"  # native models may fold p×p pixel patches into channels
-    scale = json.loads(native.read_text()).get("patch", 1) if native.exists() else 1
-    if vae_config.exists():
-        scale = 2 ** (len(json.loads(vae_config.read_text()).get("block_out_channels", [0] * 4)) - 1)
-    elif json.loads((folder / "config.json").read_text()).get("_class_name") != "SpaceTimeUNet":
+    scale = 1
+    if (folder / "pipeline.json").exists():  # a native model: p×p pixel patches folded into channels
+        from lightvid.pipelines.native import read_settings
+        scale = read_settings(folder)[0].patch
+    elif vae_config.exists():
+        levels = read_json_object(vae_config, "VAE config").get("block_out_channels", [0] * 4)
+        if not isinstance(levels, list) or not 1 <= len(levels) <= 8:
+            raise LightvidError(f"{vae_config}: 'block_out_channels' must be a list of 1 to 8 widths")
+        scale = 2 ** (len(levels) - 1)
+    elif read_json_object(folder / "config.json", "model config").get("_class_name") != OWN_CLASS:
         scale = 8  # a bare diffusers SVD unet/ folder: SVD's VAE
     return config, scale
 

@@ -7,6 +7,7 @@ v / 127.5 - 1, and back by rounding, so a uint8 -> tensor -> uint8 round trip is
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -15,43 +16,84 @@ import torch.nn.functional as F
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from lightvid.errors import LightvidError
+from lightvid.io.atomic import shown
+from lightvid.io.paths import open_input
 
 MIN_IMAGE_SIDE = 8  # smaller images are refused: no model in lightvid works below this
+# Larger images (and video frames) are refused from their header, before decoding: 50 megapixels covers the
+# 48-50 MP photos of phone cameras (8160x6120) and decodes in about a second to 150 MB of RGB; a 10000x10000
+# image would take 300 MB and seconds, for a model that works at 128x128. Pillow's own decompression-bomb guard
+# (a warning from 89 MP, an error from 179 MP) is not relied on.
+MAX_IMAGE_PIXELS = 50_000_000
+IMAGE_FILE = "an image file (PNG, JPEG, WebP, ...)"
 
 
 def load_image(path: str | os.PathLike) -> Image.Image:
     """Load an image file as an RGB PIL image, applying its EXIF orientation.
 
-    Alpha is dropped (not composited). A missing file, a file that is not an image, a truncated image
-    or one smaller than 8 px on either side is a LightvidError naming the file.
+    Alpha is dropped (not composited). A missing file, anything but a regular file (a FIFO, a device: refused
+    before it is opened, see `paths.py`), a file that is not an image, a truncated image (for PNG every chunk up
+    to IEND is checked too: Pillow decodes a PNG that lacks its last bytes), one smaller than 8 px on either side
+    or larger than MAX_IMAGE_PIXELS (read from the header, before decoding) is a LightvidError naming the file.
     """
-    path = Path(path)
-    if not path.exists():
-        raise LightvidError(f"{path}: no such file")
-    if path.is_dir():
-        raise LightvidError(f"{path}: is a folder; expected an image file (PNG, JPEG, WebP, ...)")
-    try:
-        with Image.open(path) as im:
-            im.load()  # decode now: truncated files fail here, not later
-            im = ImageOps.exif_transpose(im)
-            img = im.convert("RGB")
-    except UnidentifiedImageError:
-        raise LightvidError(
-            f"{path}: not a readable image (expected PNG, JPEG, WebP, GIF, BMP, ...)"
-        ) from None
-    except Image.DecompressionBombError:
-        raise LightvidError(f"{path}: image is too large to decode safely") from None
-    except (OSError, SyntaxError, ValueError) as e:  # Pillow reports truncated/corrupt data as these
-        raise LightvidError(f"{path}: corrupt or truncated image ({e})") from None
+    return _open_image(Path(path), decode=True)
+
+
+def check_image(path: str | os.PathLike) -> None:
+    """The checks of `load_image` that need no decoding, for a command to run before any work: a regular file,
+    an image format, the size from the header (MIN_IMAGE_SIDE, MAX_IMAGE_PIXELS), a PNG's chunks up to IEND.
+    A JPEG cut short is found only by `load_image`."""
+    _open_image(Path(path), decode=False)
+
+
+def _open_image(path: Path, decode: bool) -> Image.Image | None:
+    with open_input(path, IMAGE_FILE) as f:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit is lower
+                with Image.open(f) as im:
+                    check_pixel_count(im.height, im.width, path)
+                    if im.format == "PNG":
+                        im.verify()  # CRCs of every chunk up to IEND; verify() spends the image: reopen
+                        f.seek(0)
+                        im = Image.open(f)
+                    if not decode:
+                        check_image_size(im.height, im.width, path)
+                        return None
+                    im.load()  # decode now: truncated files fail here, not later
+                    im = ImageOps.exif_transpose(im)
+                    img = im.convert("RGB")
+        except LightvidError:
+            raise
+        except UnidentifiedImageError:
+            raise LightvidError(
+                f"{shown(path)}: not a readable image (expected PNG, JPEG, WebP, GIF, BMP, ...)"
+            ) from None
+        except Image.DecompressionBombError:
+            raise LightvidError(f"{shown(path)}: image is too large to decode safely") from None
+        except (OSError, SyntaxError, ValueError, EOFError) as e:  # Pillow's truncated/corrupt data errors
+            reason = " ".join(str(e).split())[:120]
+            raise LightvidError(f"{shown(path)}: corrupt or truncated image ({reason})") from None
+        except MemoryError:
+            raise LightvidError(f"{shown(path)}: image is too large to decode in the memory available") from None
     check_image_size(img.height, img.width, path)
     return img
+
+
+def check_pixel_count(height: int, width: int, name: object) -> None:
+    """LightvidError if a `height` x `width` image or frame of `name` is over MAX_IMAGE_PIXELS."""
+    if height * width > MAX_IMAGE_PIXELS:
+        raise LightvidError(
+            f"{shown(name)}: image is {width}x{height} = {width * height / 1e6:.1f} megapixels; at most "
+            f"{MAX_IMAGE_PIXELS / 1e6:g} megapixels are read (scale it down first)"
+        )
 
 
 def check_image_size(height: int, width: int, name: object) -> None:
     """LightvidError if a frame of `name` is smaller than MIN_IMAGE_SIDE on either side."""
     if min(height, width) < MIN_IMAGE_SIDE:
         raise LightvidError(
-            f"{name}: image is {width}x{height} px; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is needed"
+            f"{shown(name)}: image is {width}x{height} px; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is needed"
         )
 
 

@@ -8,7 +8,10 @@ Conventions
   k / fps (ties go to the earlier frame); output stops where the last source frame ends. Without
   `fps`, the output timeline is the source frames themselves.
 - `write_video` writes atomically (temp file + rename, see `atomic.py`): a failed write leaves no
-  partial file and keeps an existing target.
+  partial file and keeps an existing target; a video and its GIF preview land together or not at all.
+- Inputs are regular files or folders of frames, checked before they are opened (`paths.py`); a video whose
+  frames are over MAX_IMAGE_PIXELS is refused from its stream header, before decoding. Outputs are checked
+  before any work (`check_output_path`): never an input, names that fit the filesystem, a writable folder.
 """
 
 from __future__ import annotations
@@ -18,7 +21,8 @@ import math
 import os
 import re
 import statistics
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterable, Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -28,14 +32,21 @@ import torch
 from PIL import Image
 
 from lightvid.errors import LightvidError
-from lightvid.io.atomic import atomic_dir, atomic_write, check_dir_target
+from lightvid.io.atomic import atomic_outputs, check_dir_target, shown
 from lightvid.io.image import (
     MIN_IMAGE_SIDE,
     check_image_size,
+    check_pixel_count,
     load_image,
     resize_and_crop,
     tensor_to_uint8,
     uint8_to_tensor,
+)
+from lightvid.io.paths import (
+    check_input,
+    check_name_length,
+    check_not_current_folder,
+    check_not_input,
 )
 
 FOLDER_FPS = 8.0  # frame rate assumed for a folder of images (it has no timestamps)
@@ -45,6 +56,7 @@ FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 H264_CRF = 17  # near-transparent: smooth colour gradients round-trip at ~42 dB PSNR (tests/test_io.py)
 VP9_CRF = 20
 WRITE_FORMATS = ".mp4/.mov (H.264), .webm (VP9), .gif, or a folder of PNG frames (path ending in '/')"
+VIDEO_INPUT = "a video file (mp4, webm, gif, ...) or a folder of frames"
 
 
 # ---------------------------------------------------------------------------------------------- reading
@@ -88,7 +100,7 @@ def select_frames(frames: Iterator[SourceFrame], fps, start, max_frames, name):
         out.append(frame.array())
         if max_frames is None and len(out) > MAX_READ_FRAMES:
             raise LightvidError(
-                f"{name}: more than {MAX_READ_FRAMES} frames to read; pass max_frames or a lower fps"
+                f"{shown(name)}: more than {MAX_READ_FRAMES} frames to read; pass max_frames or a lower fps"
             )
         return len(out) >= limit
 
@@ -160,7 +172,7 @@ def _read_folder(path: Path, fps, start, max_frames, resize):
         key=_natural_key,
     )
     if not files:
-        raise LightvidError(f"{path}: folder has no frames (expected {', '.join(FRAME_SUFFIXES)} files)")
+        raise LightvidError(f"{shown(path)}: folder has no frames (expected {', '.join(FRAME_SUFFIXES)} files)")
     step = 1.0 / FOLDER_FPS
     frames = (
         SourceFrame(i * step, step, lambda p=p: resize(np.asarray(load_image(p)), p))
@@ -173,13 +185,34 @@ def _read_folder(path: Path, fps, start, max_frames, resize):
 def _read_container(path: Path, fps, start, max_frames, resize):
     with av.open(str(path)) as container:
         if not container.streams.video:
-            raise LightvidError(f"{path}: file has no video stream")
+            raise LightvidError(f"{shown(path)}: file has no video stream")
         stream = container.streams.video[0]
         stream.thread_type = "AUTO"
         rate = stream.average_rate or stream.guessed_rate
-        frames = source_frames(container, stream, lambda frame: resize(frame_to_rgb(frame), path))
-        out, seen = select_frames(frames, fps, start, max_frames, path)
+        check_pixel_count(stream.codec_context.height or 0, stream.codec_context.width or 0, path)
+        if "gif" in container.format.name.split(",") and not _ends_with(path, b";"):
+            raise LightvidError(f"{shown(path)}: truncated GIF (no trailer byte at the end)")
+
+        def to_rgb(frame: av.VideoFrame) -> np.ndarray:
+            check_pixel_count(frame.height, frame.width, path)  # a stream may change size midway
+            return resize(frame_to_rgb(frame), path)
+
+        finished = []
+
+        def frames():
+            yield from source_frames(container, stream, to_rgb)
+            finished.append(True)
+
+        out, seen = select_frames(frames(), fps, start, max_frames, path)
+        if finished and stream.frames and len(seen) < stream.frames:  # an MP4's index counts its frames
+            raise LightvidError(f"{shown(path)}: truncated video ({len(seen)} of its {stream.frames} frames decode)")
         return out, _source_fps(seen, float(rate) if rate else None), len(seen)
+
+
+def _ends_with(path: Path, tail: bytes) -> bool:
+    with open(path, "rb") as f:
+        f.seek(max(0, os.fstat(f.fileno()).st_size - len(tail)))
+        return f.read() == tail
 
 
 def source_frames(container, stream, to_rgb) -> Iterator[SourceFrame]:
@@ -223,10 +256,9 @@ def read_video_uint8(
             return array
         return np.asarray(resize_and_crop(Image.fromarray(array), size[0], size[1]))
 
-    if not path.exists():
-        raise LightvidError(f"{path}: no such file or folder")
+    check_input(path, VIDEO_INPUT, folder_ok=True)  # a FIFO would make the demuxer wait forever
     if path.is_file() and path.stat().st_size == 0:
-        raise LightvidError(f"{path}: file is empty")
+        raise LightvidError(f"{shown(path)}: file is empty")
     try:
         if path.is_dir():
             out, src_fps, count = _read_folder(path, fps, start, max_frames, resize)
@@ -234,16 +266,16 @@ def read_video_uint8(
             out, src_fps, count = _read_container(path, fps, start, max_frames, resize)
     except av.FFmpegError as e:
         reason = getattr(e, "strerror", None) or str(e)
-        raise LightvidError(f"{path}: not a readable video ({reason})") from None
+        raise LightvidError(f"{shown(path)}: not a readable video ({' '.join(str(reason).split())})") from None
     except (MemoryError, OSError) as e:
-        raise LightvidError(f"{path}: cannot read ({e})") from None
+        raise LightvidError(f"{shown(path)}: cannot read ({' '.join(str(e).split())})") from None
     if count == 0:
-        raise LightvidError(f"{path}: video has no frames")
+        raise LightvidError(f"{shown(path)}: video has no frames")
     if not out:
-        raise LightvidError(f"{path}: start={start} is past the end of the video ({count} source frames)")
+        raise LightvidError(f"{shown(path)}: start={start} is past the end of the video ({count} source frames)")
     if len({a.shape for a in out}) > 1:
         shapes = sorted({f"{a.shape[1]}x{a.shape[0]}" for a in out})
-        raise LightvidError(f"{path}: frames differ in size ({', '.join(shapes)}); pass size=(h, w)")
+        raise LightvidError(f"{shown(path)}: frames differ in size ({', '.join(shapes)}); pass size=(h, w)")
     return np.stack(out), float(fps if fps is not None else src_fps)
 
 
@@ -308,21 +340,22 @@ def _pad_to_even(frames: np.ndarray) -> np.ndarray:
     return np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), mode="edge")
 
 
-def _write_av(frames: np.ndarray, path: Path, fps: float, codec: str, options: dict) -> None:
+def _write_av(frames: np.ndarray, tmp: Path, fps: float, codec: str, options: dict, path: Path) -> None:
+    """Encode `frames` into the file `tmp` (a temporary name for `path`, named in errors)."""
     rate = Fraction(fps).limit_denominator(1001)
-    with atomic_write(path) as tmp:
-        try:
-            with av.open(str(tmp), mode="w") as container:
-                stream = container.add_stream(codec, rate=rate)
-                stream.height, stream.width = frames.shape[1:3]
-                stream.pix_fmt = "yuv420p"
-                stream.options = options
-                for array in frames:
-                    container.mux(stream.encode(_av_frame(array)))
-                container.mux(stream.encode())  # flush delayed frames
-        except av.FFmpegError as e:
-            reason = getattr(e, "strerror", None) or str(e)
-            raise LightvidError(f"{path}: could not encode with {codec} ({reason})") from None
+    try:
+        with av.open(str(tmp), mode="w") as container:
+            stream = container.add_stream(codec, rate=rate)
+            stream.height, stream.width = frames.shape[1:3]
+            stream.pix_fmt = "yuv420p"
+            stream.options = options
+            for array in frames:
+                container.mux(stream.encode(_av_frame(array)))
+            container.mux(stream.encode())  # flush delayed frames
+    except av.FFmpegError as e:
+        reason = getattr(e, "strerror", None) or str(e)
+        raise LightvidError(f"{shown(path)}: could not encode with {codec} ({' '.join(reason.split())}); "
+                            "nothing was written") from None
 
 
 def _gif_centiseconds(fps: float) -> int:
@@ -330,23 +363,23 @@ def _gif_centiseconds(fps: float) -> int:
     return max(2, round(100.0 / fps))
 
 
-def _write_gif(frames: np.ndarray, path: Path, fps: float) -> None:
+def _write_gif(frames: np.ndarray, tmp: Path, fps: float) -> None:
+    """An animated GIF of `frames` into the file `tmp`."""
     images = [Image.fromarray(a) for a in frames]
-    with atomic_write(path) as tmp:
-        images[0].save(
-            tmp,
-            format="GIF",
-            save_all=True,
-            append_images=images[1:],
-            duration=10 * _gif_centiseconds(fps),
-            loop=0,
-        )
+    images[0].save(
+        tmp,
+        format="GIF",
+        save_all=True,
+        append_images=images[1:],
+        duration=10 * _gif_centiseconds(fps),
+        loop=0,
+    )
 
 
-def _write_png_folder(frames: np.ndarray, path: Path, overwrite: bool) -> None:
-    with atomic_dir(path, overwrite=overwrite) as tmp:
-        for i, array in enumerate(frames):
-            Image.fromarray(array).save(tmp / f"frame_{i:05d}.png")
+def _write_png_folder(frames: np.ndarray, tmp: Path) -> None:
+    """PNG frames frame_00000.png, ... into the folder `tmp`."""
+    for i, array in enumerate(frames):
+        Image.fromarray(array).save(tmp / f"frame_{i:05d}.png")
 
 
 def _output_kind(path: str | os.PathLike) -> str:
@@ -357,26 +390,69 @@ def _output_kind(path: str | os.PathLike) -> str:
     suffix = path.suffix.lower()
     kind = {".mp4": "h264", ".mov": "h264", ".webm": "vp9", ".gif": "gif"}.get(suffix)
     if kind is None:
-        raise LightvidError(f"{path}: unknown output format {suffix or '(no suffix)'!r}; use {WRITE_FORMATS}")
+        shown_suffix = shown(suffix) if suffix else "(no suffix)"
+        raise LightvidError(f"{shown(path)}: unknown output format '{shown_suffix}'; use {WRITE_FORMATS}")
     if kind == "vp9" and "libvpx-vp9" not in av.codecs_available:
-        raise LightvidError(f"{path}: this PyAV build has no VP9 encoder; use {WRITE_FORMATS}")
+        raise LightvidError(f"{shown(path)}: this PyAV build has no VP9 encoder; use {WRITE_FORMATS}")
     return kind
 
 
-def check_output_path(path: str | os.PathLike, overwrite: bool = False) -> Path:
-    """Fail fast, before any generation, if `write_video(..., path)` would refuse `path`.
+def preview_path(path: str | os.PathLike) -> Path | None:
+    """Where `write_video(..., gif_preview=True)` writes the GIF preview of `path`: the same name with the suffix
+    .gif (frames/ -> frames.gif); None for a .gif output, which is its own preview."""
+    return None if _output_kind(path) == "gif" else Path(path).with_suffix(".gif")
 
-    Checks the format (see `write_video`), that a frames folder is new, empty or `overwrite` is set,
-    and that an existing parent folder is writable. Creates nothing.
+
+def check_output_path(
+    path: str | os.PathLike,
+    overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike] = (),
+    gif_preview: bool = False,
+) -> Path:
+    """Fail fast, before any generation, if `write_video(..., path)` would refuse `path` or lose an input.
+
+    Checks, for the output and (with `gif_preview`) its GIF preview: the path is not empty, not the current
+    folder, one of its parents or the root; the format (see `write_video`); that a frames folder is new, empty
+    or `overwrite` is set, and the preview path not a folder; that no output is one of `inputs` (the same file
+    by resolved path or `os.path.samefile`: symlinks, hard links) and no frames folder holds one; that every
+    name fits the filesystem (NAME_MAX, PATH_MAX); that an existing parent folder is writable. Creates nothing.
     """
-    kind = _output_kind(path)
-    path = Path(path)
-    if kind == "folder":
-        check_dir_target(path, overwrite)
-    parent = next((p for p in path.absolute().parents if p.exists()), None)
-    if parent is not None and (not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK)):
-        raise LightvidError(f"{path}: cannot write into {parent}")
+    given = os.fspath(path) if isinstance(path, os.PathLike) else path
+    if not isinstance(given, str) or not given.strip():
+        raise LightvidError(f"the output path is empty; use {WRITE_FORMATS}")
+    path = Path(given)
+    check_name_length(path)  # first: looking up an overlong name fails with ENAMETOOLONG
+    check_not_current_folder(path, given)
+    kind = _output_kind(given)
+    inputs = [Path(p) for p in inputs]
+    targets = [(path, "output", kind == "folder")]
+    preview = preview_path(given) if gif_preview else None
+    if preview is not None:
+        targets.append((preview, "GIF preview", False))
+    for target, what, folder in targets:
+        check_name_length(target)
+        check_not_input(target, inputs, folder, what)
+        if folder:
+            check_dir_target(target, overwrite)
+        elif target.is_dir():
+            raise LightvidError(f"{shown(target)}: is a folder; the {what} needs a file path there")
+        parent = next((p for p in target.absolute().parents if p.exists()), None)
+        if parent is not None and (not parent.is_dir() or not os.access(parent, os.W_OK | os.X_OK)):
+            raise LightvidError(f"{shown(target)}: cannot write into {shown(parent)}")
+        if parent is not None:
+            _probe_writable(target, parent)
     return path
+
+
+def _probe_writable(target: Path, parent: Path) -> None:
+    """Create and delete a hidden file in `parent`: a folder that refuses new files although its permissions
+    allow them (/proc, a read-only or full filesystem, root on a root-squashed share) is found before any work."""
+    try:
+        fd, name = tempfile.mkstemp(prefix=".lightvid-probe.", dir=parent)
+    except OSError as e:
+        raise LightvidError(f"{shown(target)}: cannot write into {shown(parent)} ({e.strerror})") from None
+    os.close(fd)
+    os.unlink(name)
 
 
 def write_video(
@@ -385,6 +461,7 @@ def write_video(
     fps: float,
     gif_preview: bool = False,
     overwrite: bool = False,
+    inputs: Iterable[str | os.PathLike] = (),
 ) -> list[Path]:
     """Write frames to `path` atomically; returns the written paths (the video, then the preview).
 
@@ -399,24 +476,36 @@ def write_video(
         identical consecutive frames are merged into one longer frame (read back with `fps`).
       a path ending in '/' or an existing folder: lossless PNG frames frame_00000.png, ... written
         as a whole folder; a non-empty existing folder is replaced only if overwrite=True.
-    gif_preview: also write `path.with_suffix('.gif')` (skipped when `path` is a .gif).
+    gif_preview: also write `path.with_suffix('.gif')` (`preview_path`; skipped when `path` is a .gif).
+    inputs: paths that must not be overwritten (see `check_output_path`, which runs first).
+    Both outputs land together or not at all: each is written under a temporary name, then both are moved
+    into place; a failure (a full disk: one LightvidError) or Ctrl-C at any point leaves neither, no temporary
+    file, and any previous file at either path as it was.
     """
     array = _as_uint8_frames(frames)
+    original = path
     fps = check_fps(fps)
-    kind = _output_kind(path)
-    path = check_output_path(path, overwrite)
-    if kind == "folder":
-        _write_png_folder(array, path, overwrite)
-    elif kind == "h264":
-        _write_av(_pad_to_even(array), path, fps, "libx264", {"crf": str(H264_CRF), "preset": "medium"})
-    elif kind == "vp9":
-        options = {"crf": str(VP9_CRF), "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
-        _write_av(array, path, fps, "libvpx-vp9", options)
-    else:
-        _write_gif(array, path, fps)
-    written = [path]
-    if gif_preview and kind != "gif":
-        preview = path.with_suffix(".gif")
-        _write_gif(array, preview, fps)
-        written.append(preview)
-    return written
+    path = check_output_path(path, overwrite, inputs=inputs, gif_preview=gif_preview)  # checks the format too
+    kind = _output_kind(original)
+    preview = preview_path(original) if gif_preview else None
+    current = path
+    try:
+        with atomic_outputs() as outputs:
+            if kind == "folder":
+                _write_png_folder(array, outputs.folder(path, overwrite))
+            elif kind == "h264":
+                options = {"crf": str(H264_CRF), "preset": "medium"}
+                _write_av(_pad_to_even(array), outputs.file(path), fps, "libx264", options, path)
+            elif kind == "vp9":
+                options = {"crf": str(VP9_CRF), "b": "0", "deadline": "good", "cpu-used": "4", "row-mt": "1"}
+                _write_av(array, outputs.file(path), fps, "libvpx-vp9", options, path)
+            else:
+                _write_gif(array, outputs.file(path), fps)
+            if preview is not None:
+                current = preview
+                _write_gif(array, outputs.file(preview), fps)
+            current = path
+    except OSError as e:  # a full disk, a lost mount, ...: nothing was written
+        reason = e.strerror or " ".join(str(e).split())
+        raise LightvidError(f"{shown(current)}: cannot write ({reason}); nothing was written") from None
+    return [path] if preview is None else [path, preview]

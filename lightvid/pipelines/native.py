@@ -16,21 +16,33 @@ from lightvid.diffusion import SAMPLERS, Denoiser, cfg_model, get_sampler, karra
 from lightvid.errors import LightvidError
 from lightvid.io import atomic_write
 from lightvid.models import SpaceTimeUNet
+from lightvid.models.checkpoint import read_json_object
+from lightvid.models.config import check_fields, shown
 from lightvid.models.native import NativeNet
 from lightvid.tasks import FrameSpec
+from lightvid.tasks.framespec import MAX_FRAMES
 
 PIPELINE_FILE = "pipeline.json"
+MAX_SIZE = 16384  # frame height / width: far above what runs on a CPU, low enough that a fuzzed file cannot OOM
+MAX_STEPS = 10000
+# the types of a conditioning's values (Conditioning checks the choices); a list would not even be comparable
+_CONDITIONING_TYPES = {"hint": ("str", None), "flow": ("str", None), "warp_weights": ("str", None),
+                       "warp_inputs": ("bool",)}
 
 
 def _read_pipeline_file(folder: Path) -> dict:
     if not (folder / PIPELINE_FILE).exists():
         raise LightvidError(f"{folder}: not a native lightvid model folder (no {PIPELINE_FILE})")
-    try:
-        saved = json.loads((folder / PIPELINE_FILE).read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise LightvidError(f"{folder / PIPELINE_FILE}: not a valid pipeline file ({e})") from None
-    if not isinstance(saved, dict):
-        raise LightvidError(f"{folder / PIPELINE_FILE}: not a valid pipeline file (not a JSON object)")
+    saved = read_json_object(folder / PIPELINE_FILE, "pipeline file")
+    for name in ("student", "distilled_from"):  # facts that name other models: see NativePipeline.for_sampling
+        value = saved.get(name)
+        if value is not None and (not isinstance(value, str) or not value.strip() or "\n" in value):
+            raise LightvidError(f"{folder / PIPELINE_FILE}: '{name}' must be a model's name or folder, got "
+                                f"{shown(value)}")
+    student = saved.get("student")
+    if student is not None and (Path(student).name != student or student in (".", "..")):
+        raise LightvidError(f"{folder / PIPELINE_FILE}: 'student' must be the name of a subfolder of {folder}, got "
+                            f"{shown(student)}")
     return saved
 
 
@@ -55,21 +67,27 @@ class NativeSettings:
 
     def __post_init__(self):
         if isinstance(self.conditioning, dict):
+            check_fields(self.conditioning, _CONDITIONING_TYPES, "conditioning: ")
             self.conditioning = Conditioning.from_dict(self.conditioning)
         if not isinstance(self.conditioning, Conditioning):
-            raise LightvidError(f"conditioning must be a mapping, got {self.conditioning!r}")
-        for name in ("patch", "num_frames", "height", "width", "steps"):
+            raise LightvidError(f"conditioning must be a mapping, got {shown(self.conditioning)}")
+        highest = {"patch": 64, "num_frames": MAX_FRAMES, "height": MAX_SIZE, "width": MAX_SIZE, "steps": MAX_STEPS}
+        for name, high in highest.items():
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise LightvidError(f"{name} must be an integer >= 1, got {value!r}")
-        if self.data_channels not in (1, 3) or isinstance(self.data_channels, bool):
-            raise LightvidError(f"data_channels must be 1 or 3, got {self.data_channels!r}")
+            if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
+                raise LightvidError(f"{name} must be an integer >= 1 (at most {high}), got {shown(value)}")
+        if self.data_channels not in (1, 3) or not isinstance(self.data_channels, int) \
+                or isinstance(self.data_channels, bool):
+            raise LightvidError(f"data_channels must be 1 or 3, got {shown(self.data_channels)}")
+        for name in ("prediction", "sampler"):
+            if not isinstance(getattr(self, name), str):
+                raise LightvidError(f"{name} must be a string, got {shown(getattr(self, name))}")
         numbers = {"fps": self.fps, "sigma_data": self.sigma_data, "sigma_min": self.sigma_min,
                    "sigma_max": self.sigma_max}
         for name, value in numbers.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value <= 0:
-                raise LightvidError(f"{name} must be a finite number > 0, got {value!r}")
+                raise LightvidError(f"{name} must be a finite number > 0, got {shown(value)}")
         if self.sigma_min >= self.sigma_max:
             raise LightvidError(f"sigma_min ({self.sigma_min}) must be below sigma_max ({self.sigma_max})")
         if self.sampler not in SAMPLERS:
@@ -103,14 +121,15 @@ def read_settings(folder: Path) -> tuple[NativeSettings, dict]:
     Conditioning.from_legacy): it is translated here, on load."""
     saved = _read_pipeline_file(folder)
     if "conditioning" not in saved:
-        try:
-            legacy = json.loads((folder / "config.json").read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise LightvidError(f"{folder}: cannot read config.json ({e})") from None
-        if not isinstance(legacy, dict) or "conditioning" not in legacy:
+        legacy = read_json_object(folder / "config.json", "model config")
+        if "conditioning" not in legacy:
             raise LightvidError(f"{folder / PIPELINE_FILE}: no 'conditioning' (and config.json names none)")
+        mode, flow = legacy["conditioning"], legacy.get("flow", "farneback")
+        if not isinstance(mode, str) or not isinstance(flow, str):
+            raise LightvidError(f"{folder / 'config.json'}: 'conditioning' and 'flow' must be strings, got "
+                                f"{shown(mode)} and {shown(flow)}")
         try:
-            conditioning = Conditioning.from_legacy(legacy["conditioning"], legacy.get("flow", "farneback"))
+            conditioning = Conditioning.from_legacy(mode, flow)
         except LightvidError as e:
             raise LightvidError(f"{folder}: {e}") from None
         saved = {**saved, "conditioning": conditioning}
@@ -141,8 +160,8 @@ class NativePipeline:
         unet = SpaceTimeUNet.from_pretrained(folder, dtype=dtype)
         try:
             return cls(unet, settings, facts)
-        except LightvidError as e:
-            raise LightvidError(f"{folder}: {e}") from None
+        except LightvidError as e:  # config.json and pipeline.json disagree
+            raise LightvidError(f"{folder / PIPELINE_FILE}: {e}") from None
 
     @classmethod
     def for_sampling(cls, model: str | Path, steps: int | None = None, sampler: str | None = None,
@@ -159,10 +178,11 @@ class NativePipeline:
         from lightvid.weights import model_folder
         folder = model_folder(model)
         saved = _read_pipeline_file(folder)
+        read_settings(folder)  # the folder's own settings are checked even when its student samples
         student, teacher = saved.get("student"), saved.get("distilled_from")
         chosen = steps is not None or sampler is not None
         if student is not None and not chosen:
-            if not isinstance(student, str) or not (folder / student / PIPELINE_FILE).exists():
+            if not (folder / student / PIPELINE_FILE).exists():
                 raise LightvidError(f"{folder / PIPELINE_FILE} names the student {student!r}, which is not a "
                                     f"model folder in {folder}")
             pipe, used = cls.from_pretrained(folder / student, dtype), f"{model}/{student}"

@@ -4,7 +4,7 @@ Folder layout (what `StableVideoDiffusionPipeline.save_pretrained` writes): mode
 image_encoder/, feature_extractor/, scheduler/. Same seed and settings give diffusers' frames (to 1e-3):
 the same random draws in the same order, the same EDM v-prediction Euler steps.
 """
-import json
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +13,9 @@ import torch
 
 from lightvid.diffusion import cfg_model, get_sampler, svd_denoiser, svd_guidance_ramp, svd_sigmas
 from lightvid.errors import LightvidError
-from lightvid.models import SpaceTimeUNet
+from lightvid.models import SpaceTimeUNet, read_config, unet_folder
+from lightvid.models.checkpoint import read_json_object, validate_index
+from lightvid.models.config import check_fields, shown
 from lightvid.models.fold import fold_cross_attention
 from lightvid.tasks import FrameSpec
 
@@ -21,6 +23,13 @@ from .decode import decode_in_chunks
 from .image_ops import antialiased_resize
 
 REQUIRED = ("model_index.json", "unet", "vae", "image_encoder", "feature_extractor")
+PIPELINE_CLASS = "StableVideoDiffusionPipeline"
+_MEAN_STD = ("list", ("number", -math.inf, math.inf), 1)
+# The fields lightvid reads from the components' config files (diffusers / transformers read the rest themselves).
+EXTRACTOR_RULES = {"image_mean": _MEAN_STD, "image_std": _MEAN_STD}
+VAE_RULES = {"block_out_channels": ("list", ("int", 1, 2 ** 16), 1), "latent_channels": ("int", 1, 2 ** 16),
+             "scaling_factor": ("number", 0, 1e6)}
+ENCODER_RULES = {"projection_dim": ("int", 1, 2 ** 16)}
 
 
 @dataclass
@@ -55,27 +64,48 @@ class SVDPipeline:
         missing = [name for name in REQUIRED if not (folder / name).exists()]
         if missing:
             raise LightvidError(f"{folder}: not an SVD pipeline folder (missing {', '.join(missing)})")
+        index = read_json_object(folder / "model_index.json", "pipeline index")
+        if index.get("_class_name", PIPELINE_CLASS) != PIPELINE_CLASS:
+            raise LightvidError(f"{folder / 'model_index.json'}: pipeline class {shown(index['_class_name'])} is not "
+                                f"supported (accepted: {PIPELINE_CLASS})")
+        for name in REQUIRED[1:]:
+            if not (folder / name).is_dir():
+                raise LightvidError(f"{folder / name}: not a folder (an SVD pipeline folder has {', '.join(REQUIRED)})")
+        # Every config lightvid reads, and the UNet's weights, are checked before the (slower) components load.
+        extractor = _checked(folder / "feature_extractor" / "preprocessor_config.json", EXTRACTOR_RULES, required=True)
+        for name in ("image_mean", "image_std"):  # one per RGB channel; a std divides
+            if len(extractor[name]) != 3 or (name == "image_std" and min(extractor[name]) <= 0):
+                raise LightvidError(f"{folder / 'feature_extractor' / 'preprocessor_config.json'}: '{name}' must be 3 "
+                                    f"numbers{' > 0' if name == 'image_std' else ''}, got {shown(extractor[name])}")
+        vae_config = _checked(folder / "vae" / "config.json", VAE_RULES)
+        encoder_config = _checked(folder / "image_encoder" / "config.json", ENCODER_RULES)
+        config = read_config(folder / "unet")
+        _check_components(folder, config, vae_config, encoder_config)
+        frames = read_json_object(unet_folder(folder / "unet") / "config.json").get("num_frames", 14)  # checked
+        validate_index(folder / "vae", "diffusion_pytorch_model.safetensors")
+        validate_index(folder / "image_encoder", "model.safetensors")
+        unet = fold_cross_attention(SpaceTimeUNet.from_pretrained(folder / "unet", dtype=unet_dtype))  # exact
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         from diffusers import AutoencoderKLTemporalDecoder
         from transformers import CLIPVisionModelWithProjection
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
-        try:
-            vae = AutoencoderKLTemporalDecoder.from_pretrained(folder / "vae", use_safetensors=True,
-                                                               torch_dtype=torch.float32)
-            encoder = CLIPVisionModelWithProjection.from_pretrained(folder / "image_encoder", use_safetensors=True,
-                                                                    torch_dtype=torch.float32)
-        except (OSError, ValueError) as e:
-            raise LightvidError(f"{folder}: cannot load the VAE / image encoder ({str(e).splitlines()[0]})") from None
-        extractor = _read_json(folder / "feature_extractor" / "preprocessor_config.json")
-        if not {"image_mean", "image_std"} <= set(extractor):
-            raise LightvidError(f"{folder}/feature_extractor: preprocessor_config.json lacks image_mean/image_std")
-        frames = _read_json(folder / "unet" / "config.json").get("num_frames", 14)
-        unet = fold_cross_attention(SpaceTimeUNet.from_pretrained(folder / "unet", dtype=unet_dtype))  # exact
+        components = {}
+        for name, kind in (("vae", AutoencoderKLTemporalDecoder), ("image_encoder", CLIPVisionModelWithProjection)):
+            try:
+                components[name] = kind.from_pretrained(folder / name, use_safetensors=True,
+                                                        torch_dtype=torch.float32).eval()
+            except Exception as e:  # noqa: BLE001 - any failure of a third-party loader on a bad folder: one line
+                message = " ".join(str(e).split())[:200] or type(e).__name__
+                raise LightvidError(f"{folder / name}: cannot load it ({message})") from None
+            for key, value in components[name].state_dict().items():
+                if value.is_floating_point() and not torch.isfinite(value).all():
+                    raise LightvidError(f"{folder / name}: tensor {shown(key)} holds NaN or infinite values")
+        vae, encoder = components["vae"], components["image_encoder"]
         if compile:
             unet = torch.compile(unet)
-        return cls(unet, vae.eval(), encoder.eval(),
+        return cls(unet, vae, encoder,
                    extractor["image_mean"], extractor["image_std"], default_frames=frames)
 
     # -- conditioning -------------------------------------------------------------------------------
@@ -139,8 +169,27 @@ class SVDPipeline:
         return image
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as e:
-        raise LightvidError(f"{path}: unreadable ({e})") from None
+def _checked(path: Path, rules: dict, required: bool = False) -> dict:
+    """A component's config file, its fields that lightvid reads checked (all present when `required`)."""
+    config = read_json_object(path, "component config")
+    absent = [name for name in rules if name not in config]
+    if required and absent:
+        raise LightvidError(f"{path}: lacks {', '.join(absent)}")
+    check_fields(config, rules, f"{path}: ")
+    return config
+
+
+def _check_components(folder: Path, unet, vae: dict, encoder: dict) -> None:
+    """The UNet must fit the VAE's latents and the image encoder's token, and take SVD's 3 added time ids."""
+    latent = vae.get("latent_channels", 4)
+    if (unet.in_channels, unet.out_channels) != (2 * latent, latent):
+        raise LightvidError(f"{folder / 'unet'}: the UNet takes {unet.in_channels} channels in and "
+                            f"{unet.out_channels} out; the VAE's {latent} latent channels need {2 * latent} "
+                            f"and {latent}")
+    token = encoder.get("projection_dim", 512)
+    if unet.cross_attention_dim != token:
+        raise LightvidError(f"{folder / 'unet'}: cross_attention_dim {unet.cross_attention_dim} does not match the "
+                            f"image encoder's projection_dim {token}")
+    if unet.num_added_time_ids != 3:
+        raise LightvidError(f"{folder / 'unet'}: SVD's UNet takes 3 added time ids (fps, motion bucket, noise "
+                            f"augmentation), this one {unet.num_added_time_ids}")

@@ -1,5 +1,6 @@
 """`accelerate launch [--num_processes N] [--cpu] -m lightvid.train --config FILE [--max-steps N]`: what
-`lightvid train` does, as a module that launchers can start on every process. A bad config is one line, exit 2."""
+`lightvid train` does, as a module that launchers can start on every process. A bad config is one line, exit 2;
+Ctrl-C is one line, exit 130 (a rerun resumes)."""
 import argparse
 import sys
 from pathlib import Path
@@ -25,6 +26,10 @@ def main(argv=None) -> int:
     except LightvidError as e:
         print(f"lightvid: error: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: temporary outputs are gone, a rerun resumes from the last checkpoint
+        print("lightvid: interrupted; run the same command again to resume from the last checkpoint",
+              file=sys.stderr)
+        return 130
     print(f"checkpoints in {out / 'checkpoints'}, model in {out / 'model'}")
     return 0
 

@@ -229,9 +229,11 @@ def read_yaml_config(path, seen: tuple = ()) -> dict:
     """A config file as a mapping, with its `base:` (a config file, relative to this one) merged underneath."""
     path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
     except OSError as e:
         raise LightvidError(f"{path}: cannot read config ({e.strerror})") from None
+    except UnicodeDecodeError:
+        raise LightvidError(f"{path}: not a text file (a training config is UTF-8 YAML)") from None
     except yaml.YAMLError as e:
         raise LightvidError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(raw, dict):

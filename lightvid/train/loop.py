@@ -3,9 +3,13 @@
 Runs unchanged on one CPU process, `accelerate launch --num_processes N --cpu`, or multi-GPU / multi-node.
 Exact resume: the data order and every random draw are functions of (seed, step, rank), and a checkpoint holds
 weights, EMA and optimizer moments, so a run killed and resumed ends with the same weights as one that was not.
+A kill at any moment (SIGKILL, Ctrl-C, power loss) leaves a run that a rerun finishes to those weights: outputs are
+written atomically, a rerun first removes the temporary outputs a kill left behind, drops the log records after the
+checkpoint it resumes from, and re-exports `model/` when it lags the last checkpoint.
 """
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -32,13 +36,51 @@ from .objective import denoising_loss
 from .plots import plot_loss_curve
 from .state import latest_checkpoint, load_extra, load_optimizer, read_step, save_checkpoint
 
+# Temporary outputs of this run's atomic writes (lightvid.io.atomic names them `.<name>.<random>.tmp[suffix]`, and
+# `.<name>.<random>.old` for a folder being replaced): a SIGKILL leaves them behind, a rerun removes them.
+STALE_TEMPS = ("checkpoints/.step_*.tmp", "checkpoints/.step_*.old", ".model.*.tmp", ".model.*.old",
+               ".log.*.tmp.jsonl", ".loss.*.tmp.png")
+
+
+def remove_stale_temps(output_dir: Path) -> None:
+    """Delete the temporary outputs an interrupted run left in `output_dir` (nothing else is touched)."""
+    for pattern in STALE_TEMPS:
+        for path in Path(output_dir).glob(pattern):
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+
 
 def _logged_step(line: str) -> float:
-    """The step of one JSONL record; a line cut short by a kill counts as past any checkpoint."""
+    """The step of one JSONL record; a line cut short by a kill (or anything else) counts as past any checkpoint."""
     try:
-        return json.loads(line)["step"]
+        step = json.loads(line)["step"]
     except (json.JSONDecodeError, KeyError, TypeError):
         return math.inf
+    return step if isinstance(step, int | float) and not isinstance(step, bool) else math.inf
+
+
+def truncate_log(log_path: Path, step: int) -> None:
+    """Keep the log's records up to `step` (the checkpoint a run resumes from: later ones are trained again), drop
+    a line cut short by a kill; a log with no record left is removed (an empty file is no log)."""
+    if not log_path.exists():
+        return
+    old = log_path.read_text(errors="replace")
+    text = "".join(line + "\n" for line in old.splitlines() if _logged_step(line) <= step)
+    if not text:
+        log_path.unlink(missing_ok=True)
+    elif text != old:
+        with atomic_write(log_path) as tmp:
+            Path(tmp).write_text(text)
+
+
+def exported_step(folder: Path) -> int | None:
+    """`trained_steps` of the model folder a run exported (None: no complete model folder)."""
+    try:
+        return json.loads((Path(folder) / "pipeline.json").read_text()).get("trained_steps")
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def learning_rate(step: int, cfg) -> float:
@@ -131,11 +173,37 @@ def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int,
         NativePipeline(shipped, settings).save_pretrained(tmp, extra=facts)
 
 
+def _publish(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int, clip_shape, out: Path) -> None:
+    """What follows each checkpoint: the exported model folder, then the loss curve."""
+    export_model(unet, ema, config, step, clip_shape, out / "model")
+    plot_loss_curve(out / "log.jsonl", out / "loss.png")
+
+
 def train(config: TrainConfig, max_steps: int | None = None, progress: bool = True) -> Path:
-    """Train (or resume) until `config.train.steps`, or stop after `max_steps` more steps. Returns output_dir."""
-    opt = config.train
+    """Train (or resume) until `config.train.steps`, or stop after `max_steps` more steps. Returns output_dir.
+
+    A rerun after a kill at any moment continues to the weights of an uninterrupted run: it removes the temporary
+    outputs the kill left, and first re-exports `model/` if it lags the last checkpoint (a run already at its last
+    step only does that). An exception (KeyboardInterrupt included) propagates after this run's temporary outputs
+    are removed."""
     if max_steps is not None and (not isinstance(max_steps, int) or max_steps < 1):
         raise LightvidError(f"--max-steps must be an integer >= 1, got {max_steps!r}")
+    from accelerate import PartialState
+
+    out = Path(config.output_dir)
+    main = PartialState().is_main_process
+    if main:
+        remove_stale_temps(out)
+    try:
+        return _train(config, max_steps, progress)
+    except BaseException:
+        if main:  # atomic writes remove their own temporaries; this also covers a second Ctrl-C during that
+            remove_stale_temps(out)
+        raise
+
+
+def _train(config: TrainConfig, max_steps: int | None, progress: bool) -> Path:
+    opt = config.train
     from accelerate import PartialState
 
     from lightvid.models.precision import network_dtype  # bf16: true falls back to float32 where bf16 is emulated
@@ -190,65 +258,73 @@ def train(config: TrainConfig, max_steps: int | None = None, progress: bool = Tr
         raise LightvidError(f"config: pipeline.data_channels is {p.data_channels} but the dataset gives "
                             f"{clip_shape[1]}-channel frames")
     end = opt.steps if max_steps is None else min(opt.steps, start + max_steps)
+    log_path = out / "log.jsonl"
+    if accelerator.is_main_process:
+        truncate_log(log_path, start)  # drop records past the checkpoint we resume from
+        if checkpoint is not None and exported_step(out / "model") != start:  # killed before (or during) export
+            print(f"exporting {out / 'model'} from {checkpoint} (step {start})")
+            _publish(unet, ema, config, start, clip_shape, out)
+    if start >= end:  # nothing left to train
+        accelerator.wait_for_everyone()
+        return out
     loader = DataLoader(batches, batch_size=None, sampler=range(start, end), num_workers=opt.num_workers,
                         persistent_workers=False)
 
-    log_path = out / "log.jsonl"
-    if accelerator.is_main_process and log_path.exists():  # drop records past the checkpoint we resume from
-        kept = [line for line in log_path.read_text().splitlines() if _logged_step(line) <= start]
-        with atomic_write(log_path) as tmp:
-            Path(tmp).write_text("".join(line + "\n" for line in kept))
     bar = tqdm(total=opt.steps, initial=start, disable=not (progress and accelerator.is_main_process),
                desc="training", unit="step", dynamic_ncols=True)
     tic = time.perf_counter()
-    for step, clips in enumerate(loader, start=start):
-        clips = clips.to(accelerator.device)
-        g = torch.Generator().manual_seed(_seed(config.seed, step, accelerator.process_index, 1))
-        given = sample_given_frames(clips.shape[0], clips.shape[1], config.tasks, g)
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, opt) * group.get("lr_scale", 1.0)  # older runs: no scale
-        gates = accelerator.unwrap_model(model).unet.temporal_gates
-        if gates is not None:
-            gates.reseed(_seed(config.seed, step, 2))  # the same gates on every rank
-        logs = {}
-        with accelerator.autocast():
-            if distill is None:
-                loss = denoising_loss(denoiser, clips, given, g, config.diffusion.p_mean, config.diffusion.p_std,
-                                      config.diffusion.frame_weight)
-            else:
-                loss, logs, fake = distill.generator_loss(denoiser, clips, given, g)
+    try:
+        for step, clips in enumerate(loader, start=start):
+            clips = clips.to(accelerator.device)
+            g = torch.Generator().manual_seed(_seed(config.seed, step, accelerator.process_index, 1))
+            given = sample_given_frames(clips.shape[0], clips.shape[1], config.tasks, g)
+            for group in optimizer.param_groups:
+                group["lr"] = learning_rate(step, opt) * group.get("lr_scale", 1.0)  # older runs: no scale
+            gates = accelerator.unwrap_model(model).unet.temporal_gates
             if gates is not None:
-                loss = loss + opt.gate_l1 * gates.penalty()
-        optimizer.zero_grad(set_to_none=True)
-        accelerator.backward(loss)
-        grad_norm = accelerator.clip_grad_norm_(model.parameters(), opt.grad_clip)
-        optimizer.step()
-        if gates is not None:
-            gates.project()
-        if distill is not None:
-            logs.update(distill.discriminator_step(clips, given, fake, g, accelerator))
-        with torch.no_grad():  # EMA in float32, identical on every rank (DDP keeps weights in sync)
-            decay = ema_decay(step, opt.ema_decay)
-            for name, p in accelerator.unwrap_model(model).unet.state_dict().items():
-                ema[name].lerp_(p.float(), 1 - decay)
-        done = step + 1
-        bar.update(1)
-        if accelerator.is_main_process and (done % opt.log_every == 0 or done == end):
-            record = {"step": done, "loss": loss.item(), "lr": learning_rate(step, opt),
-                      "grad_norm": float(grad_norm), "steps_per_s": (done - start) / (time.perf_counter() - tic),
-                      **logs}
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            with log_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
-        if done % opt.checkpoint_every == 0 or done == end:
-            accelerator.wait_for_everyone()
-            if accelerator.is_main_process:
-                core = accelerator.unwrap_model(model).unet
-                extra = {"discriminator": (distill.heads(), distill.optimizer)} if distill is not None else None
-                save_checkpoint(out, done, core, ema, optimizer, asdict(config), extra)
-                export_model(core, ema, config, done, clip_shape, out / "model")
-                plot_loss_curve(log_path, out / "loss.png")
+                gates.reseed(_seed(config.seed, step, 2))  # the same gates on every rank
+            logs = {}
+            with accelerator.autocast():
+                if distill is None:
+                    loss = denoising_loss(denoiser, clips, given, g, config.diffusion.p_mean, config.diffusion.p_std,
+                                          config.diffusion.frame_weight)
+                else:
+                    loss, logs, fake = distill.generator_loss(denoiser, clips, given, g)
+                if gates is not None:
+                    loss = loss + opt.gate_l1 * gates.penalty()
+            optimizer.zero_grad(set_to_none=True)
+            accelerator.backward(loss)
+            grad_norm = accelerator.clip_grad_norm_(model.parameters(), opt.grad_clip)
+            optimizer.step()
+            if gates is not None:
+                gates.project()
+            if distill is not None:
+                logs.update(distill.discriminator_step(clips, given, fake, g, accelerator))
+            with torch.no_grad():  # EMA in float32, identical on every rank (DDP keeps weights in sync)
+                decay = ema_decay(step, opt.ema_decay)
+                for name, p in accelerator.unwrap_model(model).unet.state_dict().items():
+                    ema[name].lerp_(p.float(), 1 - decay)
+            done = step + 1
+            bar.update(1)
+            if accelerator.is_main_process and (done % opt.log_every == 0 or done == end):
+                record = {"step": done, "loss": loss.item(), "lr": learning_rate(step, opt),
+                          "grad_norm": float(grad_norm), "steps_per_s": (done - start) / (time.perf_counter() - tic),
+                          **logs}
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                log_path.parent.mkdir(parents=True, exist_ok=True)
+                with log_path.open("a") as f:
+                    f.write(json.dumps(record) + "\n")
+            if done % opt.checkpoint_every == 0 or done == end:
+                accelerator.wait_for_everyone()
+                if accelerator.is_main_process:
+                    core = accelerator.unwrap_model(model).unet
+                    extra = {"discriminator": (distill.heads(), distill.optimizer)} if distill is not None else None
+                    save_checkpoint(out, done, core, ema, optimizer, asdict(config), extra)
+                    _publish(core, ema, config, done, clip_shape, out)
+    except BaseException:
+        bar.leave = False  # cleared: the message about what stopped the run is the one line left
+        bar.close()
+        raise
     bar.close()
     accelerator.wait_for_everyone()
     return out

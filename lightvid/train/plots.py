@@ -5,13 +5,30 @@ from pathlib import Path
 from lightvid.io import atomic_write
 
 
+def _records(log_path: Path) -> list[dict]:
+    """The log's complete records with a step and a loss (no log: none; a line cut short by a kill is skipped)."""
+    try:
+        lines = log_path.read_text(errors="replace").splitlines()
+    except FileNotFoundError:
+        return []
+    records = []
+    for line in lines:
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict) and "step" in record and "loss" in record:
+            records.append(record)
+    return records
+
+
 def plot_loss_curve(log_path: Path, png_path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     from matplotlib import pyplot as plt
 
-    records = [json.loads(line) for line in Path(log_path).read_text().splitlines() if line.strip()]
+    records = _records(Path(log_path))
     if not records:
         return
     steps, losses = [r["step"] for r in records], [r["loss"] for r in records]

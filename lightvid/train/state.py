@@ -8,6 +8,7 @@ Layout of `output_dir/checkpoints/step_00000500/` (written as a whole, atomicall
 Data order and noise are functions of (seed, step, rank), so step + weights + optimizer is the whole state.
 """
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -56,8 +57,19 @@ def save_checkpoint(output_dir: Path, step: int, unet: SpaceTimeUNet, ema: dict[
             save_optimizer(module_optimizer, tmp, f"{name}_optimizer")
         (tmp / "state.json").write_text(json.dumps({"step": step, "config": config}, indent=1))
     for old in sorted(root.glob("step_*"))[:-KEEP]:
-        shutil.rmtree(old, ignore_errors=True)
+        _remove(old)
     return target
+
+
+def _remove(folder: Path) -> None:
+    """Delete a checkpoint folder: renamed aside first, so a kill midway leaves a `.step_*.old` folder (which a
+    rerun removes) rather than a half-deleted checkpoint."""
+    aside = folder.with_name(f".{folder.name}.pruned.old")
+    try:
+        os.rename(folder, aside)
+    except OSError:
+        aside = folder
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def load_extra(checkpoint: Path, name: str, module: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
