@@ -327,7 +327,7 @@ def run_captured(argv) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def check_case(case: Case, scratch: Path, runner, timeout: float = 60.0) -> str | None:
+def check_case(case: Case, scratch: Path, runner, timeout: float = 120.0) -> str | None:
     """Run `case` in `scratch` with runner(argv) -> (code, stdout, stderr); None if it passed, else what went wrong.
 
     The working directory is `scratch` while the case runs."""

@@ -175,3 +175,21 @@ def test_the_sampler_help_lists_every_sampler():
     from lightvid.diffusion import SAMPLERS
 
     assert set(SAMPLER_NAMES) == set(SAMPLERS)
+
+
+def test_a_path_with_a_line_break_stays_one_line_in_an_error(capsys, tmp_path):
+    code, _, err = run(capsys, "flops", "--model", str(tmp_path / "no\nsuch"))
+    assert code == 2 and err.count("\n") == 1 and "no\\nsuch" in err, err
+
+
+def test_compress_and_distill_never_write_over_the_model_they_read(capsys, tmp_path):
+    from native_fixtures import save_tiny_native
+
+    model = save_tiny_native(tmp_path / "m")
+    before = {p.name: p.read_bytes() for p in model.iterdir()}
+    for argv in (["compress", "--model", model, "-o", model, "--overwrite"],
+                 ["compress", "--model", model, "-o", tmp_path, "--overwrite"],
+                 ["distill", "--model", model, "-o", model, "--overwrite"]):
+        code, _, err = run(capsys, *argv)
+        assert code == 2 and err.count("\n") == 1 and "would destroy the input" in err, (argv, err)
+    assert {p.name: p.read_bytes() for p in model.iterdir()} == before

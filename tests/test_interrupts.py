@@ -5,6 +5,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import yaml
@@ -16,13 +17,16 @@ def _interrupt_after(args: list[str], marker: str, cwd: Path) -> tuple[int, list
     """Run `lightvid ARGS`, send SIGINT once `marker` appears on stderr: (exit code, stderr lines)."""
     proc = subprocess.Popen([sys.executable, "-m", "lightvid.cli", *args], stderr=subprocess.PIPE, text=True, cwd=cwd,
                             env={**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"})
+    watchdog = threading.Timer(300, proc.kill)  # a run that never shows `marker` or never stops fails, not hangs
+    watchdog.start()
     lines = []
     for line in iter(proc.stderr.readline, ""):
         lines.append(line)
         if marker in line:
             proc.send_signal(signal.SIGINT)
             break
-    rest = proc.communicate(timeout=120)[1]
+    rest = proc.communicate()[1]
+    watchdog.cancel()
     return proc.returncode, lines + rest.splitlines(keepends=True)
 
 

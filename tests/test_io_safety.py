@@ -95,12 +95,9 @@ def failed_late(capsys, *args, match=None):
 
 
 def interrupted(capsys, *args):
-    """A command stopped by Ctrl-C: exit code 130 (or the KeyboardInterrupt itself) and nothing changed."""
+    """A command stopped by Ctrl-C: exit code 130 and nothing changed."""
     before = snapshot()
-    try:
-        code, _, err = lightvid(capsys, *args)
-    except KeyboardInterrupt:
-        code, err = 130, ""
+    code, _, err = lightvid(capsys, *args)
     assert code == 130, (code, err)
     assert "Traceback" not in err
     assert snapshot() == before
@@ -350,3 +347,15 @@ def test_outputs_land_together(capsys):
     assert code == 0, err
     assert sorted(os.listdir(".")) == ["a.png", "out.gif", "out.mp4"]
     assert out.splitlines()[-2:] == ["wrote out.mp4", "wrote out.gif"]
+
+
+@pytest.mark.parametrize("interrupt", [RuntimeError, KeyboardInterrupt])
+def test_a_failed_command_removes_the_output_folders_it_made(tmp_path, interrupt):
+    from lightvid.io import atomic_outputs
+
+    (tmp_path / "kept").mkdir()
+    with pytest.raises(interrupt), atomic_outputs() as outputs:
+        outputs.file(tmp_path / "new" / "sub" / "clip.mp4").write_bytes(b"video")
+        outputs.folder(tmp_path / "kept" / "frames")
+        raise interrupt
+    assert sorted(p.name for p in tmp_path.rglob("*")) == ["kept"]  # new/ and new/sub/ gone; kept/ was there before

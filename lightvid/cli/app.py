@@ -24,12 +24,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="lightvid: fast video diffusion on small hardware (CPU first, offline).")
 
 
-def check_positive(**values):
-    for name, value in values.items():
-        if value < 1:
-            raise LightvidError(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
-
-
 def check_seed(seed: int) -> None:
     if not 0 <= seed < SEED_LIMIT:
         raise LightvidError(f"--seed must be in [0, 2^63), got {seed}")
@@ -97,7 +91,11 @@ def main(argv=None) -> int:
     except SystemExit as e:
         return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
     except LightvidError as e:
-        typer.echo(f"lightvid: error: {e}", err=True)
+        typer.echo(f"lightvid: error: {_one_line(str(e))}", err=True)
+        return 2
+    except OSError as e:  # the system refused a read or write the checks could not foresee (disk full, I/O error)
+        where = f"{e.filename}: " if e.filename else ""
+        typer.echo(f"lightvid: error: {_one_line(where + (e.strerror or str(e)))}", err=True)
         return 2
     except _click_errors.ClickException as e:
         message = e.format_message()
@@ -120,6 +118,11 @@ def main(argv=None) -> int:
 
 
 INTERRUPTED = 130  # 128 + SIGINT, the shell's code for a process ended by Ctrl-C
+
+
+def _one_line(message: str) -> str:
+    """A message with line breaks (a path that holds one, say) escaped, so that it stays one line."""
+    return message.replace("\r", "\\r").replace("\n", "\\n")
 
 
 def _interrupted() -> int:

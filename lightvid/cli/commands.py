@@ -181,11 +181,10 @@ def compress(
     from lightvid.compress.recipe import compress as run_recipe
     from lightvid.compress.recipe import load_recipe
 
-    if finetune_steps is not None and finetune_steps < 0:
-        raise LightvidError(f"--finetune-steps must be >= 0, got {finetune_steps}")
     check_range("--finetune-steps", finetune_steps, 0, MAX_TRAIN_STEPS)
-    _check_folder_output(output, "-o/--output", overwrite)
-    _check_folder_output(work_dir if work_dir is not None else output.with_name(output.name + ".work"), "--work-dir")
+    _check_folder_output(output, "-o/--output", overwrite, model)
+    _check_folder_output(work_dir if work_dir is not None else output.with_name(output.name + ".work"), "--work-dir",
+                         model=model)
     plan = load_recipe(recipe)
     if finetune_steps is not None:
         for step in plan.steps:
@@ -222,19 +221,16 @@ def distill(
     and resumes when run again; OUTPUT, a normal model folder that samples with its step count by default, is
     written when training completes.
     """
-    from lightvid.io import atomic_dir, check_dir_target
+    from lightvid.io import atomic_dir
     from lightvid.train import finetune_config
     from lightvid.train import train as run_training
     from lightvid.train.state import latest_checkpoint, read_step
     from lightvid.weights import model_folder
 
     check_range("--student-steps", student_steps, 1, 8)
-    if max_steps is not None and max_steps < 1:
-        raise LightvidError(f"--max-steps must be >= 1, got {max_steps}")
     check_range("--max-steps", max_steps, 1, MAX_TRAIN_STEPS)
-    _check_folder_output(output, "-o/--output", overwrite)
-    _check_folder_output(output.with_name(output.name + ".work"), "-o/--output")
-    check_dir_target(output, overwrite)
+    _check_folder_output(output, "-o/--output", overwrite, model)
+    _check_folder_output(output.with_name(output.name + ".work"), "-o/--output", model=model)
     sections = _read_sections(config, ("train", "distill", "data")) if config else {}
     folder = model_folder(model)
     work = output.with_name(output.name + ".work")
@@ -250,15 +246,17 @@ def distill(
     typer.echo(f"wrote {output} ({student_steps}-step student of {model}; training run in {work})")
 
 
-def _check_folder_output(path: Path, option: str, overwrite: bool | None = None) -> None:
+def _check_folder_output(path: Path, option: str, overwrite: bool | None = None, model: str | None = None) -> None:
     """Before any work: `path` can become a folder (a new, empty or, with `overwrite`, replaceable one; `overwrite`
-    None: an existing folder is reused, as a work folder is)."""
+    None: an existing folder is reused, as a work folder is), and it neither is nor holds the model folder read."""
     from lightvid.io import check_dir_target
+    from lightvid.io.paths import check_name_length, check_not_input
 
     if not path.name or path.name == "..":
         raise LightvidError(f"{option} {str(path)!r}: expected the path of a folder to create, with a name")
-    if any(len(part.encode()) > 255 for part in path.parts):
-        raise LightvidError(f"{option} {path}: a name in the path is longer than 255 bytes")
+    check_name_length(path)
+    if model is not None and Path(model).exists():  # an embedded name is inside the package, never an output
+        check_not_input(path, [model], folder=True, what=option)
     if overwrite is not None:
         check_dir_target(path, overwrite)
     elif path.exists() and not path.is_dir():

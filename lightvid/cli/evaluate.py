@@ -106,8 +106,8 @@ def evaluate(
 def _check_report_path(path: Path) -> None:
     """-o/--output: a .json file path that can be written (checked before any work)."""
     from lightvid.errors import LightvidError
-    if any(len(part.encode()) > 255 for part in path.parts):  # before is_dir, which raises for such a name
-        raise LightvidError(f"-o/--output {path}: a name in the path is longer than 255 bytes")
+    from lightvid.io.paths import check_name_length
+    check_name_length(path)  # before is_dir, which raises for an overlong name
     if path.is_dir():
         raise LightvidError(f"-o/--output {path}: is a folder; expected a .json file path")
     parent = next((p for p in path.absolute().parents if p.exists()), None)

@@ -14,6 +14,7 @@ from .options import (
     FRAMES,
     MAX_FRAMES,
     MAX_STEPS,
+    MAX_VIDEO_PIXELS,
     Bf16,
     Gif,
     Guidance,
@@ -61,13 +62,21 @@ def _setup(output: str, model: str, height: int | None, width: int | None, bf16:
 
     check_output_path(output)
     args = sampling_args(**sampling)
-    # the command's own lower bound (2 frames to animate, 3 to interpolate or loop) before the model's window
-    check_range(frames_option, frames, frames_low, MAX_FRAMES if frames_option == "--frames" else MAX_FRAMES - 1)
+    # the command's own lower bound (2 frames to animate, 3 to interpolate or loop) and lightvid's upper one; the
+    # model's window, which may allow fewer, is checked once it has loaded
+    high = MAX_FRAMES if frames_option == "--frames" else MAX_FRAMES - 1
+    if frames is not None and frames < frames_low:
+        raise LightvidError(f"{frames_option} must be at least {frames_low}, got {frames}")
+    if frames is not None and frames > high:
+        raise LightvidError(f"{frames_option} must be at most {high} (lightvid's limit; a model's window may allow "
+                            f"fewer), got {frames}")
     check_size(height, width, frames if frames_option == "--frames" else None)
     pipe, _, note = NativePipeline.for_sampling(model, args["steps"], args["sampler"], network_dtype(bf16))
     if note is not None:
         typer.echo(note, err=True)
     s = pipe.settings
+    if args["steps"] is None:  # the model's own step count: as bounded as --steps
+        check_range("the model's default steps (pipeline.json)", s.steps, 1, MAX_STEPS)
     height, width = height if height is not None else s.height, width if width is not None else s.width
     check_size(height, width)
     if height % s.patch or width % s.patch:
@@ -167,10 +176,16 @@ def extend(video: Annotated[Path, typer.Argument(help="A video file (mp4, webm, 
     pipe, h, w, args = _setup(output, model, height, width, bf16, new_frames, "--new-frames", seed=seed,
                               steps=steps, sampler=sampler, guidance=guidance)
     new = _frames(new_frames, pipe.settings.num_frames // 2, 1, MAX_FRAMES - 1, "extend", "--new-frames")
-    clip, _ = read_video(video, fps=pipe.settings.fps, size=(h, w))
-    if clip.shape[0] + new > MAX_FRAMES:
-        raise LightvidError(f"{video} has {clip.shape[0]} frames at {pipe.settings.fps:g} fps; with --new-frames "
-                            f"{new} the result would have {clip.shape[0] + new}, more than {MAX_FRAMES}")
+    # read one frame more than the limits allow, no more: enough to refuse a too-long video without decoding it all
+    allowed = min(MAX_FRAMES, MAX_VIDEO_PIXELS // (h * w)) - new
+    if allowed < 1:
+        raise LightvidError(f"--new-frames {new} at {h}x{w} leaves no room for the video within the limits "
+                            f"({MAX_FRAMES} frames, {MAX_VIDEO_PIXELS:,} pixels)")
+    clip, _ = read_video(video, fps=pipe.settings.fps, size=(h, w), max_frames=allowed + 1)
+    if clip.shape[0] > allowed:
+        raise LightvidError(f"{video} has more than {allowed} frames at {pipe.settings.fps:g} fps: with --new-frames "
+                            f"{new} at {h}x{w} the result would pass the limits ({MAX_FRAMES} frames, "
+                            f"{MAX_VIDEO_PIXELS:,} pixels)")
     check_size(h, w, clip.shape[0] + new)
     warn_slow(steps=steps, new_frames=new_frames)
     _write(continue_video(pipe, clip, clip.shape[0] + new, pipe.settings.fps, **args), output, pipe.settings.fps, gif)

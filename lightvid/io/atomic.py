@@ -17,6 +17,7 @@ import errno
 import os
 import shutil
 import signal
+import sys
 import tempfile
 import threading
 from collections.abc import Iterator
@@ -67,12 +68,16 @@ def _final_mode(path: Path, is_dir: bool) -> int:
         return (0o777 if is_dir else 0o666) & ~_umask()
 
 
-def _prepare_parent(path: Path) -> Path:
+def _prepare_parent(path: Path, created: list[Path] | None = None) -> Path:
+    """Create `path`'s folder if needed; the folders made are appended to `created` (outermost first)."""
     parent = path.parent
+    missing = [p for p in (parent, *parent.parents) if not p.exists()][::-1]
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise LightvidError(f"{shown(path)}: cannot create the output folder {shown(parent)} ({e.strerror})") from None
+    if created is not None:
+        created.extend(p for p in missing if p not in created)
     return parent
 
 
@@ -104,6 +109,7 @@ class AtomicOutputs:
         self._pending: list[tuple[Path, Path, bool, bool]] = []  # (target, temporary, is_dir, overwrite)
         self._landed: list[tuple[Path, bool, Path | None]] = []  # (target, is_dir, its previous content aside)
         self._asides: list[Path] = []  # folders holding previous contents until the commit is done
+        self._created: list[Path] = []  # output folders this command made, outermost first: removed on discard
 
     def file(self, path: str | os.PathLike) -> Path:
         """A new temporary file beside `path`: `.<stem>.<random>.tmp<suffix>` (same suffix, so format-sniffing
@@ -111,7 +117,7 @@ class AtomicOutputs:
         path = Path(path)
         if path.is_dir():
             raise LightvidError(f"{shown(path)}: is a folder; expected a file path")
-        parent = _prepare_parent(path)
+        parent = _prepare_parent(path, self._created)
         fd, name = _make_temp(path, lambda: tempfile.mkstemp(
             prefix=f".{path.stem[:TEMP_STEM]}.", suffix=f".tmp{path.suffix}", dir=parent))
         os.close(fd)
@@ -122,7 +128,7 @@ class AtomicOutputs:
         """A new temporary folder beside `path`; `path` must be absent, empty, or `overwrite` set."""
         path = Path(path)
         check_dir_target(path, overwrite)
-        parent = _prepare_parent(path)
+        parent = _prepare_parent(path, self._created)
         name = _make_temp(path, lambda: tempfile.mkdtemp(prefix=f".{path.name[:TEMP_STEM]}.", suffix=".tmp",
                                                          dir=parent))
         self._pending.append((path, Path(name), True, overwrite))
@@ -153,6 +159,7 @@ class AtomicOutputs:
         for parent in dict.fromkeys(target.parent for target, _, _ in self._landed):
             _fsync_path(parent)
         self._landed.clear()
+        self._created.clear()  # they hold the outputs now
         self._drop_asides()
         if interrupted:  # one output, complete and in place: the interrupt now ends the command
             raise KeyboardInterrupt
@@ -166,6 +173,10 @@ class AtomicOutputs:
             else:
                 tmp.unlink(missing_ok=True)
         self._drop_asides()
+        for folder in reversed(self._created):  # innermost first; one that holds anything else stays
+            with contextlib.suppress(OSError):
+                folder.rmdir()
+        self._created.clear()
 
     def _aside(self, target: Path) -> Path:
         folder = Path(_make_temp(target, lambda: tempfile.mkdtemp(prefix=f".{target.name[:TEMP_STEM]}.",
@@ -197,16 +208,22 @@ class AtomicOutputs:
         self._landed.append((target, is_dir, aside))
 
     def _roll_back(self) -> None:
-        """Take out what this commit moved into place and put each target's previous content back."""
+        """Take out what this commit moved into place and put each target's previous content back. A previous
+        content that cannot be put back stays where it was kept aside (never deleted), and the user is told where."""
         while self._landed:
             target, is_dir, aside = self._landed.pop()
-            with contextlib.suppress(OSError):
+            try:
                 if is_dir:
                     shutil.rmtree(target)
                 else:
                     target.unlink(missing_ok=True)
                 if aside is not None:
                     os.rename(aside, target)
+            except OSError as e:
+                if aside is not None and os.path.lexists(aside):
+                    self._asides.remove(aside.parent)  # kept: _drop_asides must not delete it
+                    print(f"lightvid: could not put the previous {shown(target)} back ({e.strerror}); it is kept "
+                          f"at {shown(aside)}", file=sys.stderr)
 
     def _drop_asides(self) -> None:
         while self._asides:

@@ -264,6 +264,8 @@ def _train(config: TrainConfig, max_steps: int | None, progress: bool) -> Path:
         if checkpoint is not None and exported_step(out / "model") != start:  # killed before (or during) export
             print(f"exporting {out / 'model'} from {checkpoint} (step {start})")
             _publish(unet, ema, config, start, clip_shape, out)
+        elif checkpoint is not None:  # a kill may have come between the export and the loss curve: redraw it
+            plot_loss_curve(log_path, out / "loss.png")
     if start >= end:  # nothing left to train
         accelerator.wait_for_everyone()
         return out
