@@ -298,7 +298,7 @@ def test_compress_rerun_with_another_budget_is_refused(capsys, tmp_path):
     (["-o", "{tmp}/file.txt"], "exists and is not a folder"),
     (["--recipe", "nope"], "not a bundled recipe (mobilevd)"),
     (["--recipe", "{tmp}/bad.yaml"], "each step needs 'step:'"),
-    (["--finetune-steps", "-1"], "--finetune-steps must be >= 0"),
+    (["--finetune-steps", "-1"], "--finetune-steps must be in [0, 10,000,000], got -1"),
 ])
 def test_compress_bad_input_one_line_exit_2_no_output(capsys, tmp_path, svd_folder, args, message):
     (tmp_path / "bad.yaml").write_text("steps:\n  - {step: shrink}\n")

@@ -240,7 +240,7 @@ def test_distill_resumes_exactly(capsys, tmp_path, teacher):
     (["--config", "{tmp}/badloss.yaml"], "discriminator_loss 'wasserstein'"),
     (["--config", "{tmp}/empty.yaml"], "must be a mapping"),
     (["--config", "{tmp}/badweight.yaml"], "weights and p_std values must be numbers >= 0"),
-    (["--max-steps", "0"], "--max-steps must be >= 1"),
+    (["--max-steps", "0"], "--max-steps must be in [1, 10,000,000], got 0"),
 ])
 def test_distill_bad_input_one_line_exit_2(capsys, tmp_path, teacher, args, message):
     (tmp_path / "bad.yaml").write_text("optimizer: {lr: 1}\n")
