@@ -53,15 +53,13 @@ def network_dtype(bf16: bool):
 
 def _setup(output: str, model: str, height: int | None, width: int | None, bf16: bool, frames: int | None = None,
            frames_option: str = "--frames", frames_low: int = 1, **sampling):
-    """Check the output path and the options, load the model: (pipeline, height, width, sampling keywords).
+    """Check the options, load the model: (pipeline, height, width, sampling keywords).
 
     The options given are checked against the limits (options.py) before the model loads, the model's defaults
     once it has loaded. The command warns of slow settings (`warn_slow`) once everything is checked."""
-    from lightvid.io import check_output_path
     from lightvid.pipelines.native import NativePipeline
 
-    check_output_path(output)
-    args = sampling_args(**sampling)
+    args = sampling_args(**sampling)  # the output path was checked with the inputs (_check_io)
     # the command's own lower bound (2 frames to animate, 3 to interpolate or loop) and lightvid's upper one; the
     # model's window, which may allow fewer, is checked once it has loaded
     high = MAX_FRAMES if frames_option == "--frames" else MAX_FRAMES - 1

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 from lightvid.errors import LightvidError
 from lightvid.io.atomic import atomic_write
 
-from .config import UNetConfig, config_from_diffusers, shown
+from .config import UNetConfig, config_from_diffusers, short_repr
 
 WEIGHTS_NAME = "model.safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")  # never opened: unpickling runs arbitrary code
@@ -62,7 +62,7 @@ def read_json_object(path: Path, what: str = "JSON file") -> dict:
     raw = read_json(path, what)
     if not isinstance(raw, dict):
         raise LightvidError(f"{path}: not a valid {what} (must be a JSON object, got {type(raw).__name__} "
-                            f"{shown(raw)})")
+                            f"{short_repr(raw)})")
     return raw
 
 
@@ -84,18 +84,19 @@ def _inside(folder: Path, index: Path, name) -> Path:
     Face cache snapshot links its files to a blob store beside it): the file is read as safetensors, never
     unpickled, wherever it lies."""
     if not isinstance(name, str) or not name:
-        raise LightvidError(f"{index}: shard names must be non-empty strings, got {shown(name)}")
+        raise LightvidError(f"{index}: shard names must be non-empty strings, got {short_repr(name)}")
     relative = Path(name)
     if relative.is_absolute() or name.startswith(("/", "\\")) or ".." in relative.parts or "\\" in name:
-        raise LightvidError(f"{index}: shard {shown(name)} is outside the folder (accepted: a file name in {folder})")
+        raise LightvidError(f"{index}: shard {short_repr(name)} is outside the folder (accepted: a file name in "
+                            f"{folder})")
     if relative.suffix.lower() in PICKLE_SUFFIXES:  # never opened
-        raise LightvidError(f"{index}: shard {shown(name)} is a pickle file; lightvid loads safetensors only "
+        raise LightvidError(f"{index}: shard {short_repr(name)} is a pickle file; lightvid loads safetensors only "
                             "(pickle can run code)")
     if relative.suffix != ".safetensors":
-        raise LightvidError(f"{index}: shard {shown(name)} is not a .safetensors file")
+        raise LightvidError(f"{index}: shard {short_repr(name)} is not a .safetensors file")
     path = folder / relative
     if not path.is_file():
-        raise LightvidError(f"{index}: shard {shown(name)} is {'missing' if not path.exists() else 'not a file'}")
+        raise LightvidError(f"{index}: shard {short_repr(name)} is {'missing' if not path.exists() else 'not a file'}")
     return path
 
 
@@ -104,7 +105,7 @@ def _shards(folder: Path, index: Path) -> tuple[list[Path], dict[str, Path]]:
     weight_map = read_json_object(index, "sharded checkpoint index").get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise LightvidError(f"{index}: 'weight_map' must be a non-empty object of tensor name -> shard file, got "
-                            f"{shown(weight_map)}")
+                            f"{short_repr(weight_map)}")
     paths = {}
     for shard in weight_map.values():
         if not isinstance(shard, str) or shard not in paths:
@@ -173,7 +174,7 @@ def check_weights(model, headers: dict, source: Path, config_path: Path, rename=
                                     f"{located[key].name}")
         absent = sorted(set(located) - set(headers))
         if absent:
-            raise LightvidError(f"{source}: the index lists {shown(absent[:3])}, which no shard holds")
+            raise LightvidError(f"{source}: the index lists {short_repr(absent[:3])}, which no shard holds")
     names = {}
     for key in headers:
         name = rename(key) if rename else key
@@ -184,8 +185,8 @@ def check_weights(model, headers: dict, source: Path, config_path: Path, rename=
     missing, unexpected = sorted(set(expected) - set(names)), sorted(set(names) - set(expected))
     if missing or unexpected:
         extra = [names[k] for k in unexpected[:3]]
-        raise LightvidError(f"{source}: weights do not match {config_path} (missing {shown(missing[:3])}"
-                            f"{'...' if len(missing) > 3 else ''}, unexpected {shown(extra)}"
+        raise LightvidError(f"{source}: weights do not match {config_path} (missing {short_repr(missing[:3])}"
+                            f"{'...' if len(missing) > 3 else ''}, unexpected {short_repr(extra)}"
                             f"{'...' if len(unexpected) > 3 else ''})")
     dtypes = {}
     for name, key in names.items():
@@ -236,7 +237,7 @@ def read_config(path) -> UNetConfig:
             return UNetConfig.from_dict(raw)
     except LightvidError as e:
         raise LightvidError(f"{folder / 'config.json'}: {e}") from None
-    raise LightvidError(f"{folder / 'config.json'}: model class {shown(kind)} is not supported "
+    raise LightvidError(f"{folder / 'config.json'}: model class {short_repr(kind)} is not supported "
                         f"(accepted: {OWN_CLASS}, diffusers {DIFFUSERS_CLASS})")
 
 

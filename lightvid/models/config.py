@@ -29,7 +29,7 @@ def is_number(value) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def shown(value) -> str:
+def short_repr(value) -> str:
     """A value as a short one-line repr, for error messages."""
     text = " ".join(repr(list(value) if isinstance(value, tuple) else value).split())  # as JSON gave it
     return text if len(text) <= 60 else text[:57] + "..."
@@ -81,7 +81,7 @@ def check_fields(values: dict, rules: dict, where: str) -> None:
         if name in values:
             accepted = check_value(values[name], rule)
             if accepted is not None:
-                raise LightvidError(f"{where}'{name}' must be {accepted}, got {shown(values[name])}")
+                raise LightvidError(f"{where}'{name}' must be {accepted}, got {short_repr(values[name])}")
 
 
 _WIDTH, _DEPTH = ("int", 1, MAX_WIDTH), ("int", 1, MAX_DEPTH)
@@ -182,8 +182,6 @@ class UNetConfig:
         if self.spatial_downsample and (len(self.spatial_downsample) != n or self.spatial_downsample[-1]):
             raise LightvidError(f"UNet config: 'spatial_downsample' needs one entry per level ({n}) and the "
                                 "coarsest level cannot downsample")
-        if self.temporal_gating not in (None, "topk", "l1"):
-            raise LightvidError(f"UNet config: temporal_gating '{self.temporal_gating}' is not one of topk, l1")
         if not 0 < self.attention_ratio <= 1 or (self.funnel_ratio is not None and not 0 < self.funnel_ratio <= 1):
             raise LightvidError("UNet config: attention_ratio and funnel_ratio must lie in (0, 1]")
 
@@ -199,7 +197,7 @@ class UNetConfig:
     @classmethod
     def from_dict(cls, d: dict) -> "UNetConfig":
         if not isinstance(d, dict):
-            raise LightvidError(f"UNet config: must be a JSON object of its fields, got {shown(d)}")
+            raise LightvidError(f"UNet config: must be a JSON object of its fields, got {short_repr(d)}")
         check_fields(d, {"num_frames": _FRAMES}, "UNet config: ")
         known = {f.name for f in fields(cls)}
         # num_frames: an SVD pipeline's clip length
@@ -231,7 +229,7 @@ def config_from_diffusers(d: dict) -> UNetConfig:
     reads is checked first, so a message names diffusers' own field)."""
     where = "SVD UNet config: "
     if not isinstance(d, dict):
-        raise LightvidError(f"{where}must be a JSON object, got {shown(d)}")
+        raise LightvidError(f"{where}must be a JSON object, got {short_repr(d)}")
     check_fields(d, DIFFUSERS_FIELD_RULES, where)
     channels = tuple(d.get("block_out_channels", (320, 640, 1280, 1280)))
     levels = len(channels)
@@ -249,11 +247,11 @@ def config_from_diffusers(d: dict) -> UNetConfig:
     attention = tuple(t.startswith("CrossAttn") for t in down_types)
     up_types = tuple(d.get("up_block_types", ()))
     if up_types and tuple(t.startswith("CrossAttn") for t in reversed(up_types)) != attention:
-        raise LightvidError(f"{where}'up_block_types' {shown(up_types)} do not mirror 'down_block_types' "
-                            f"{shown(down_types)}; only mirrored blocks are supported")
+        raise LightvidError(f"{where}'up_block_types' {short_repr(up_types)} do not mirror 'down_block_types' "
+                            f"{short_repr(down_types)}; only mirrored blocks are supported")
     cross = per_level("cross_attention_dim", 1024)
     if len(set(cross)) != 1:
-        raise LightvidError(f"{where}'cross_attention_dim' differs per level {shown(cross)}; one value is "
+        raise LightvidError(f"{where}'cross_attention_dim' differs per level {short_repr(cross)}; one value is "
                             "supported")
     added_dim = d.get("addition_time_embed_dim", 256)
     projection = d.get("projection_class_embeddings_input_dim", 768)

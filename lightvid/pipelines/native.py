@@ -17,7 +17,7 @@ from lightvid.errors import LightvidError
 from lightvid.io import atomic_write
 from lightvid.models import SpaceTimeUNet
 from lightvid.models.checkpoint import read_json_object
-from lightvid.models.config import check_fields, shown
+from lightvid.models.config import check_fields, short_repr
 from lightvid.models.native import NativeNet
 from lightvid.tasks import FrameSpec
 from lightvid.tasks.framespec import MAX_FRAMES
@@ -38,11 +38,11 @@ def _read_pipeline_file(folder: Path) -> dict:
         value = saved.get(name)
         if value is not None and (not isinstance(value, str) or not value.strip() or "\n" in value):
             raise LightvidError(f"{folder / PIPELINE_FILE}: '{name}' must be a model's name or folder, got "
-                                f"{shown(value)}")
+                                f"{short_repr(value)}")
     student = saved.get("student")
     if student is not None and (Path(student).name != student or student in (".", "..")):
         raise LightvidError(f"{folder / PIPELINE_FILE}: 'student' must be the name of a subfolder of {folder}, got "
-                            f"{shown(student)}")
+                            f"{short_repr(student)}")
     return saved
 
 
@@ -70,24 +70,24 @@ class NativeSettings:
             check_fields(self.conditioning, _CONDITIONING_TYPES, "conditioning: ")
             self.conditioning = Conditioning.from_dict(self.conditioning)
         if not isinstance(self.conditioning, Conditioning):
-            raise LightvidError(f"conditioning must be a mapping, got {shown(self.conditioning)}")
+            raise LightvidError(f"conditioning must be a mapping, got {short_repr(self.conditioning)}")
         highest = {"patch": 64, "num_frames": MAX_FRAMES, "height": MAX_SIZE, "width": MAX_SIZE, "steps": MAX_STEPS}
         for name, high in highest.items():
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= high:
-                raise LightvidError(f"{name} must be an integer >= 1 (at most {high}), got {shown(value)}")
+                raise LightvidError(f"{name} must be an integer >= 1 (at most {high}), got {short_repr(value)}")
         if self.data_channels not in (1, 3) or not isinstance(self.data_channels, int) \
                 or isinstance(self.data_channels, bool):
-            raise LightvidError(f"data_channels must be 1 or 3, got {shown(self.data_channels)}")
+            raise LightvidError(f"data_channels must be 1 or 3, got {short_repr(self.data_channels)}")
         for name in ("prediction", "sampler"):
             if not isinstance(getattr(self, name), str):
-                raise LightvidError(f"{name} must be a string, got {shown(getattr(self, name))}")
+                raise LightvidError(f"{name} must be a string, got {short_repr(getattr(self, name))}")
         numbers = {"fps": self.fps, "sigma_data": self.sigma_data, "sigma_min": self.sigma_min,
                    "sigma_max": self.sigma_max}
         for name, value in numbers.items():
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) \
                     or value <= 0:
-                raise LightvidError(f"{name} must be a finite number > 0, got {shown(value)}")
+                raise LightvidError(f"{name} must be a finite number > 0, got {short_repr(value)}")
         if self.sigma_min >= self.sigma_max:
             raise LightvidError(f"sigma_min ({self.sigma_min}) must be below sigma_max ({self.sigma_max})")
         if self.sampler not in SAMPLERS:
@@ -127,7 +127,7 @@ def read_settings(folder: Path) -> tuple[NativeSettings, dict]:
         mode, flow = legacy["conditioning"], legacy.get("flow", "farneback")
         if not isinstance(mode, str) or not isinstance(flow, str):
             raise LightvidError(f"{folder / 'config.json'}: 'conditioning' and 'flow' must be strings, got "
-                                f"{shown(mode)} and {shown(flow)}")
+                                f"{short_repr(mode)} and {short_repr(flow)}")
         try:
             conditioning = Conditioning.from_legacy(mode, flow)
         except LightvidError as e:

@@ -15,7 +15,7 @@ from lightvid.diffusion import cfg_model, get_sampler, svd_denoiser, svd_guidanc
 from lightvid.errors import LightvidError
 from lightvid.models import SpaceTimeUNet, read_config, unet_folder
 from lightvid.models.checkpoint import read_json_object, validate_index
-from lightvid.models.config import check_fields, shown
+from lightvid.models.config import check_fields, short_repr
 from lightvid.models.fold import fold_cross_attention
 from lightvid.tasks import FrameSpec
 
@@ -66,7 +66,8 @@ class SVDPipeline:
             raise LightvidError(f"{folder}: not an SVD pipeline folder (missing {', '.join(missing)})")
         index = read_json_object(folder / "model_index.json", "pipeline index")
         if index.get("_class_name", PIPELINE_CLASS) != PIPELINE_CLASS:
-            raise LightvidError(f"{folder / 'model_index.json'}: pipeline class {shown(index['_class_name'])} is not "
+            kind = short_repr(index["_class_name"])
+            raise LightvidError(f"{folder / 'model_index.json'}: pipeline class {kind} is not "
                                 f"supported (accepted: {PIPELINE_CLASS})")
         for name in REQUIRED[1:]:
             if not (folder / name).is_dir():
@@ -76,7 +77,8 @@ class SVDPipeline:
         for name in ("image_mean", "image_std"):  # one per RGB channel; a std divides
             if len(extractor[name]) != 3 or (name == "image_std" and min(extractor[name]) <= 0):
                 raise LightvidError(f"{folder / 'feature_extractor' / 'preprocessor_config.json'}: '{name}' must be 3 "
-                                    f"numbers{' > 0' if name == 'image_std' else ''}, got {shown(extractor[name])}")
+                                    f"numbers{' > 0' if name == 'image_std' else ''}, "
+                                    f"got {short_repr(extractor[name])}")
         vae_config = _checked(folder / "vae" / "config.json", VAE_RULES)
         encoder_config = _checked(folder / "image_encoder" / "config.json", ENCODER_RULES)
         config = read_config(folder / "unet")
@@ -101,7 +103,7 @@ class SVDPipeline:
                 raise LightvidError(f"{folder / name}: cannot load it ({message})") from None
             for key, value in components[name].state_dict().items():
                 if value.is_floating_point() and not torch.isfinite(value).all():
-                    raise LightvidError(f"{folder / name}: tensor {shown(key)} holds NaN or infinite values")
+                    raise LightvidError(f"{folder / name}: tensor {short_repr(key)} holds NaN or infinite values")
         vae, encoder = components["vae"], components["image_encoder"]
         if compile:
             unet = torch.compile(unet)
