@@ -3,6 +3,8 @@ PY ?= python3
 VENV := .venv
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 .PHONY: test install demo clean
 
@@ -15,8 +17,14 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)
 
-test: $(STAMP)
+test: $(STAMP) $(CHROMIUM)
 	$(VENV)/bin/python -m pytest -q
+
+# The browser tests (tests/test_web.py) drive Debian's Chromium through Playwright, which never downloads a browser
+# of its own: install the distribution's package when it is missing (as root, or with sudo).
+$(CHROMIUM):
+	$(SUDO) apt-get update
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y chromium
 
 # Animate a bundled photo (held out from the photo model's training) with the embedded `photo` model.
 demo: $(STAMP)

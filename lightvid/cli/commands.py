@@ -246,6 +246,39 @@ def distill(
     typer.echo(f"wrote {output} ({student_steps}-step student of {model}; training run in {work})")
 
 
+@app.command("export")
+def export(
+    model: Annotated[str, typer.Argument(help=f"The model to export: {NATIVE_MODELS}.")],
+    output: ModelOutput,
+    fmt: Annotated[str, typer.Option("--format", help="onnx (the only format: docs/export.md says why not "
+                                     "ExecuTorch or LiteRT).")] = "onnx",
+    quantize: Annotated[str, typer.Option(help="none (float32) or int8 (static int8 weights and activations for "
+                                          "onnxruntime, calibrated on the network's inputs while the model samples "
+                                          "clips of its training data: faster, lossy; the parity report says how "
+                                          "much).")] = "none",
+    overwrite: Overwrite = False,
+):
+    """Export MODEL's denoising network to ONNX: OUTPUT is MODEL's folder plus network.onnx and export.json.
+
+    Every command loads OUTPUT with --model OUTPUT; with --runtime onnx it runs the exported network in onnxruntime
+    (frame count and size stay dynamic). The conditioning around the network (a flow hint's optical flow, the
+    warps, patch folding) and the sampler stay in PyTorch/NumPy. After the export a parity report is printed and
+    kept in export.json: the network's max abs difference from PyTorch on the inputs it gets while sampling, the
+    PSNR of whole generations against PyTorch (same seed and inputs; a float32 export under 35 dB is refused), and
+    one network call timed in both runtimes. A model that ships a few-step student has it exported too.
+    """
+    from lightvid.export import FORMATS, QUANTIZATIONS, export_model
+
+    if fmt not in FORMATS:
+        raise LightvidError(f"--format must be {', '.join(FORMATS)}, got {fmt!r} (ExecuTorch and LiteRT: see "
+                            "docs/export.md)")
+    if quantize not in QUANTIZATIONS:
+        raise LightvidError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
+    _check_folder_output(output, "-o/--output", overwrite, model)
+    export_model(model, output, fmt, quantize, overwrite, log=typer.echo)
+    typer.echo(f"wrote {output} (use it with --model {output} --runtime onnx)")
+
+
 def _check_folder_output(path: Path, option: str, overwrite: bool | None = None, model: str | None = None) -> None:
     """Before any work: `path` can become a folder (a new, empty or, with `overwrite`, replaceable one; `overwrite`
     None: an existing folder is reused, as a work folder is), and it neither is nor holds the model folder read."""

@@ -7,8 +7,8 @@ from typing import Annotated
 import typer
 
 from .app import app, check_range, warn_slow
-from .options import MAX_CLIPS, SEED, SLOW_CLIPS, Bf16, Json, Model, Sampler, Steps
-from .tasks import network_dtype, sampling_args
+from .options import MAX_CLIPS, SEED, SLOW_CLIPS, Bf16, Json, Model, Runtime, Sampler, Steps
+from .tasks import check_runtime, network_dtype, sampling_args
 
 
 @app.command("eval")
@@ -22,6 +22,7 @@ def evaluate(
     steps: Steps = None,
     sampler: Sampler = None,
     bf16: Bf16 = False,
+    runtime: Runtime = "torch",
     dataset: Annotated[str | None, typer.Option(help="Whose clips are used: moving_mnist, camera_motion, or the "
                                                 "model's own dataset with the options it was trained with "
                                                 "(webdataset shards, a video folder), the default "
@@ -64,9 +65,11 @@ def evaluate(
         from lightvid.data import DATASETS
         if dataset not in DATASETS:
             raise LightvidError(f"--dataset: unknown dataset {dataset!r}; accepted: {', '.join(DATASETS)}")
+    check_runtime(runtime, bf16)
     dtype = network_dtype(bf16)  # float32 where bf16 is not native
-    pipe, used, note = NativePipeline.for_sampling(model, steps, sampler, dtype)
+    pipe, used, note = NativePipeline.for_sampling(model, steps, sampler, dtype, runtime)
     used = f"{used} (bf16)" if dtype != network_dtype(False) else used
+    used = f"{used} (onnx)" if runtime == "onnx" else used
     if note is not None:
         typer.echo(note, err=True)
     data_options = {}

@@ -21,6 +21,7 @@ from .options import (
     Height,
     Model,
     Output,
+    Runtime,
     Sampler,
     Seed,
     Steps,
@@ -52,7 +53,7 @@ def network_dtype(bf16: bool):
 
 
 def _setup(output: str, model: str, height: int | None, width: int | None, bf16: bool, frames: int | None = None,
-           frames_option: str = "--frames", frames_low: int = 1, **sampling):
+           frames_option: str = "--frames", frames_low: int = 1, runtime: str = "torch", **sampling):
     """Check the options, load the model: (pipeline, height, width, sampling keywords).
 
     The options given are checked against the limits (options.py) before the model loads, the model's defaults
@@ -69,7 +70,8 @@ def _setup(output: str, model: str, height: int | None, width: int | None, bf16:
         raise LightvidError(f"{frames_option} must be at most {high} (lightvid's limit; a model's window may allow "
                             f"fewer), got {frames}")
     check_size(height, width, frames if frames_option == "--frames" else None)
-    pipe, _, note = NativePipeline.for_sampling(model, args["steps"], args["sampler"], network_dtype(bf16))
+    check_runtime(runtime, bf16)
+    pipe, _, note = NativePipeline.for_sampling(model, args["steps"], args["sampler"], network_dtype(bf16), runtime)
     if note is not None:
         typer.echo(note, err=True)
     s = pipe.settings
@@ -80,6 +82,15 @@ def _setup(output: str, model: str, height: int | None, width: int | None, bf16:
     if height % s.patch or width % s.patch:
         raise LightvidError(f"--height/--width must be multiples of {s.patch} for this model, got {height}x{width}")
     return pipe, height, width, args
+
+
+def check_runtime(runtime: str, bf16: bool) -> None:
+    from lightvid.pipelines.native import RUNTIMES
+    if runtime not in RUNTIMES:
+        raise LightvidError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
+    if runtime == "onnx" and bf16:
+        raise LightvidError("--bf16 applies to --runtime torch; the ONNX runtime runs the network as exported "
+                            "(float32, or int8 from `lightvid export --quantize int8`)")
 
 
 def _frames(value: int | None, default: int, low: int, high: int, what: str, option: str = "--frames") -> int:
@@ -121,13 +132,14 @@ def animate(image: Annotated[Path, typer.Argument(help="The photo to animate (an
                                                        "window, 16 for photo); longer videos are made one window "
                                                        f"at a time, up to {MAX_FRAMES} frames.")] = None,
             seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
-            height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False):
+            height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False,
+            runtime: Runtime = "torch"):
     """Animate IMAGE: it is the first frame; the model makes the motion that follows."""
     from lightvid.pipelines.windows import continue_video
 
     _check_io(output, gif, image)
     pipe, h, w, args = _setup(output, model, height, width, bf16, frames, frames_low=2, seed=seed, steps=steps,
-                              sampler=sampler, guidance=guidance)
+                              sampler=sampler, guidance=guidance, runtime=runtime)
     total = _frames(frames, pipe.settings.num_frames, 2, MAX_FRAMES, "animate")
     check_size(h, w, total)
     warn_slow(steps=steps, frames=frames)
@@ -142,13 +154,14 @@ def interpolate(first: Annotated[Path, typer.Argument(help="The first frame (an 
                 frames: Annotated[int | None, typer.Option(help=f"{FRAMES}, FIRST and LAST included: 3 up to the "
                                                            "model's window (the default).")] = None,
                 seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
-                height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False):
+                height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False,
+                runtime: Runtime = "torch"):
     """In-between frames from FIRST to LAST (FIRST is frame 0, LAST the final frame)."""
     from lightvid.tasks import interpolate as interpolation
 
     _check_io(output, gif, first, last)
     pipe, h, w, args = _setup(output, model, height, width, bf16, frames, frames_low=3, seed=seed, steps=steps,
-                              sampler=sampler, guidance=guidance)
+                              sampler=sampler, guidance=guidance, runtime=runtime)
     window = pipe.settings.num_frames
     total = _frames(frames, window, 3, window, f"interpolation with this model (its window is {window} frames)")
     warn_slow(steps=steps)
@@ -164,7 +177,8 @@ def extend(video: Annotated[Path, typer.Argument(help="A video file (mp4, webm, 
                                                           f"{MAX_FRAMES}. (--frames, elsewhere, counts every frame "
                                                           "of the output.)")] = None,
            seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
-           height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False):
+           height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False,
+           runtime: Runtime = "torch"):
     """Continue VIDEO (a video file or a folder of frames): the output is VIDEO, resampled to the model's frame
     rate and size, followed by the new frames."""
     from lightvid.io import read_video
@@ -172,7 +186,7 @@ def extend(video: Annotated[Path, typer.Argument(help="A video file (mp4, webm, 
 
     _check_io(output, gif, video=video)
     pipe, h, w, args = _setup(output, model, height, width, bf16, new_frames, "--new-frames", seed=seed,
-                              steps=steps, sampler=sampler, guidance=guidance)
+                              steps=steps, sampler=sampler, guidance=guidance, runtime=runtime)
     new = _frames(new_frames, pipe.settings.num_frames // 2, 1, MAX_FRAMES - 1, "extend", "--new-frames")
     # read one frame more than the limits allow, no more: enough to refuse a too-long video without decoding it all
     allowed = min(MAX_FRAMES, MAX_VIDEO_PIXELS // (h * w)) - new
@@ -195,7 +209,8 @@ def loop(image: Annotated[Path, typer.Argument(help="The first frame of the loop
          frames: Annotated[int | None, typer.Option(help=f"{FRAMES}: one period of the loop, IMAGE the first; 3 up "
                                                     "to the model's window - 1 (the default).")] = None,
          seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
-         height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False):
+         height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False,
+         runtime: Runtime = "torch"):
     """A seamless loop starting at IMAGE: played on repeat, the last frame leads back to the first.
 
     Two passes: image-to-video over the first half of the period, then the way back to IMAGE is generated with
@@ -209,7 +224,7 @@ def loop(image: Annotated[Path, typer.Argument(help="The first frame of the loop
 
     _check_io(output, gif, image)
     pipe, h, w, args = _setup(output, model, height, width, bf16, frames, frames_low=3, seed=seed, steps=steps,
-                              sampler=sampler, guidance=guidance)
+                              sampler=sampler, guidance=guidance, runtime=runtime)
     window = pipe.settings.num_frames
     period = _frames(frames, window - 1, 3, window - 1, f"a loop with this model (its window is {window} frames, "
                      "one of them the repeated first frame)")

@@ -11,6 +11,7 @@ from torch import nn
 
 from lightvid.conditioning import Conditioning, Hints
 
+from .onnx_network import OnnxNetwork
 from .unet import SpaceTimeUNet
 
 
@@ -18,9 +19,10 @@ class NativeNet(nn.Module):
     """Adapts a native SpaceTimeUNet to the Denoiser signature `net(x_in, c_noise, given, mask)`.
 
     x_in, given: (b, f, c, h, w); mask: (b, f, 1, h, w) in {0, 1}. prediction: a name of
-    lightvid.conditioning.PREDICTIONS, checked against the conditioning."""
+    lightvid.conditioning.PREDICTIONS, checked against the conditioning. unet: the PyTorch network or its ONNX
+    export (`--runtime onnx`): everything around it is the same code."""
 
-    def __init__(self, unet: SpaceTimeUNet, conditioning: Conditioning, prediction: str, patch: int = 1):
+    def __init__(self, unet: SpaceTimeUNet | OnnxNetwork, conditioning: Conditioning, prediction: str, patch: int = 1):
         super().__init__()
         conditioning.check_prediction(prediction)
         self.unet, self.conditioning, self.prediction, self.patch = unet, conditioning, prediction, patch
@@ -36,7 +38,13 @@ class NativeNet(nn.Module):
         """The conditioning's input channels, p×p patches folded in: (b, f, c_in, h/p, w/p) in the UNet's dtype."""
         sample = self.conditioning.network_input(x_in, given, mask, self.hints(given, mask))
         sample = rearrange(sample, "b f c (h p) (w q) -> b f (c p q) h w", p=self.patch, q=self.patch)
-        return sample.to(next(self.unet.parameters()).dtype)
+        return sample.to(self.network_dtype())
+
+    def network_dtype(self) -> torch.dtype:
+        """The dtype the network computes in: its parameters' (float32 or bfloat16), or an exported network's."""
+        if isinstance(self.unet, nn.Module):
+            return next(self.unet.parameters()).dtype
+        return self.unet.dtype
 
     def start(self, given: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Where sampling starts before noise is added, (b, f, c, h, w) (Conditioning.start)."""

@@ -24,7 +24,10 @@ class ResBlock2D(nn.Module):
     def forward(self, x: torch.Tensor, emb: torch.Tensor, num_frames: int) -> torch.Tensor:
         # x: (b·f, c, h, w); emb: (b, d) — one embedding per clip, projected once, not once per frame.
         h = self.conv1(F.silu(self.norm1(x)))
-        t = self.time_emb_proj(F.silu(emb)).repeat_interleave(num_frames, dim=0)  # (b·f, c_out)
+        t = self.time_emb_proj(F.silu(emb))  # (b, c_out)
+        # each clip's row once per frame: (b·f, c_out). Not repeat_interleave(num_frames): its ONNX translation with
+        # a dynamic frame count fixes the batch at the traced size; expand + reshape is the same copy and exports
+        t = t[:, None].expand(-1, num_frames, -1).reshape(-1, t.shape[-1])
         h = h + t[:, :, None, None]
         h = self.conv2(F.silu(self.norm2(h)))
         skip = x if self.conv_shortcut is None else self.conv_shortcut(x)

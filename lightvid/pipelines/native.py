@@ -15,16 +15,18 @@ from lightvid.conditioning import PREDICTIONS, Conditioning
 from lightvid.diffusion import SAMPLERS, Denoiser, cfg_model, get_sampler, karras_sigmas, student_sigmas
 from lightvid.errors import LightvidError
 from lightvid.io import atomic_write
-from lightvid.models import SpaceTimeUNet
+from lightvid.models import SpaceTimeUNet, read_config
 from lightvid.models.checkpoint import read_json_object
 from lightvid.models.config import check_fields, short_repr
 from lightvid.models.native import NativeNet
+from lightvid.models.onnx_network import OnnxNetwork
 from lightvid.tasks import FrameSpec
 from lightvid.tasks.framespec import MAX_FRAMES
 
 PIPELINE_FILE = "pipeline.json"
 MAX_SIZE = 16384  # frame height / width: far above what runs on a CPU, low enough that a fuzzed file cannot OOM
 MAX_STEPS = 10000
+RUNTIMES = ("torch", "onnx")  # who runs the denoising network: PyTorch (the exact reference) or onnxruntime
 # the types of a conditioning's values (Conditioning checks the choices); a list would not even be comparable
 _CONDITIONING_TYPES = {"hint": ("str", None), "flow": ("str", None), "warp_weights": ("str", None),
                        "warp_inputs": ("bool",)}
@@ -141,8 +143,16 @@ def read_settings(folder: Path) -> tuple[NativeSettings, dict]:
     return settings, {k: v for k, v in saved.items() if k not in settings.to_dict()}
 
 
+def check_runtime(runtime: str, dtype: torch.dtype = torch.float32) -> None:
+    if runtime not in RUNTIMES:
+        raise LightvidError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
+    if runtime == "onnx" and dtype != torch.float32:
+        raise LightvidError("the ONNX runtime runs the network as exported (float32, or int8 when exported with "
+                            "--quantize int8); --bf16 applies to the torch runtime only")
+
+
 class NativePipeline:
-    def __init__(self, unet: SpaceTimeUNet, settings: NativeSettings, facts: dict | None = None):
+    def __init__(self, unet: SpaceTimeUNet | OnnxNetwork, settings: NativeSettings, facts: dict | None = None):
         expected = settings.conditioning.channels(settings.data_channels, settings.patch)
         if (unet.config.in_channels, unet.config.out_channels) != expected:
             raise LightvidError(f"the network takes {unet.config.in_channels} channels in and "
@@ -154,10 +164,16 @@ class NativePipeline:
         self.denoiser = Denoiser(net, prediction=PREDICTIONS[settings.prediction], sigma_data=settings.sigma_data)
 
     @classmethod
-    def from_pretrained(cls, folder, dtype: torch.dtype = torch.float32) -> "NativePipeline":
+    def from_pretrained(cls, folder, dtype: torch.dtype = torch.float32, runtime: str = "torch") -> "NativePipeline":
+        """The model in `folder`; runtime: "torch" (the exact reference, the network in `dtype`) or "onnx" (the
+        folder's ONNX export of the network, from `lightvid export`, run by onnxruntime in float32)."""
         folder = Path(folder)
+        check_runtime(runtime, dtype)
         settings, facts = read_settings(folder)
-        unet = SpaceTimeUNet.from_pretrained(folder, dtype=dtype)
+        if runtime == "onnx":
+            unet = OnnxNetwork(folder, read_config(folder))
+        else:
+            unet = SpaceTimeUNet.from_pretrained(folder, dtype=dtype)
         try:
             return cls(unet, settings, facts)
         except LightvidError as e:  # config.json and pipeline.json disagree
@@ -165,10 +181,11 @@ class NativePipeline:
 
     @classmethod
     def for_sampling(cls, model: str | Path, steps: int | None = None, sampler: str | None = None,
-                     dtype: torch.dtype = torch.float32) -> tuple["NativePipeline", str, str | None]:
+                     dtype: torch.dtype = torch.float32, runtime: str = "torch"
+                     ) -> tuple["NativePipeline", str, str | None]:
         """What a command samples for `--model model --steps steps --sampler sampler`: (pipeline, the name of
         what was loaded, a note for the user when that is not `model` itself, else None). dtype: the network's
-        (float32, the exact reference, or bfloat16, the fast path of `--bf16`).
+        (float32, the exact reference, or bfloat16, the fast path of `--bf16`); runtime: see from_pretrained.
 
         A model whose pipeline.json names a `student` (a few-step model distilled from it, kept in that subfolder)
         samples with the student unless the user chose --steps or --sampler: those mean the model itself. A
@@ -185,17 +202,19 @@ class NativePipeline:
             if not (folder / student / PIPELINE_FILE).exists():
                 raise LightvidError(f"{folder / PIPELINE_FILE} names the student {student!r}, which is not a "
                                     f"model folder in {folder}")
-            pipe, used = cls.from_pretrained(folder / student, dtype), f"{model}/{student}"
+            pipe, used = cls.from_pretrained(folder / student, dtype, runtime), f"{model}/{student}"
             return pipe, used, (f"sampling with {used}, the {pipe.settings.steps}-step student distilled from "
                                 f"{model} (--steps N samples {model} itself)")
         own = (saved.get("steps"), saved.get("sampler"))
         if teacher is not None and chosen and (steps or own[0], sampler or own[1]) != own:
-            teacher_pipe = cls.from_pretrained(model_folder(teacher), dtype)
+            teacher_pipe = cls.from_pretrained(model_folder(teacher), dtype, runtime)
             return teacher_pipe, str(teacher), f"sampling with the teacher {teacher}"
-        return cls.from_pretrained(folder, dtype), str(model), None
+        return cls.from_pretrained(folder, dtype, runtime), str(model), None
 
     def save_pretrained(self, folder, extra: dict | None = None) -> None:
         """UNet files + pipeline.json (plus `extra` facts such as training steps, kept for the model card)."""
+        if not isinstance(self.unet, SpaceTimeUNet):
+            raise LightvidError("an ONNX-runtime pipeline cannot be saved: load the model with runtime='torch'")
         self.unet.save_pretrained(folder)
         with atomic_write(Path(folder) / PIPELINE_FILE) as tmp:
             Path(tmp).write_text(json.dumps({**self.settings.to_dict(), **self.facts, **(extra or {})}, indent=2))
