@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -177,18 +178,22 @@ def test_ctrl_c_stops_the_server_cleanly():
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "lightvid.cli", "serve", "--port", str(port)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    lines = []  # stderr, read as it comes: the port opens before the "serving on" line is printed
+    reader = threading.Thread(target=lambda: lines.extend(server.stderr), daemon=True)
+    reader.start()
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and server.poll() is None:
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
+            if any(f"serving on http://127.0.0.1:{port}" in line for line in lines):
+                break
             time.sleep(0.2)
-        assert server.poll() is None, server.communicate()
+        assert server.poll() is None, "".join(lines)
         server.send_signal(signal.SIGINT)
-        _, err = server.communicate(timeout=30)
+        server.wait(timeout=30)
+        reader.join(timeout=10)
     finally:
         server.kill()
+    err = "".join(lines)
     assert server.returncode == 130 and "lightvid: interrupted" in err and "Traceback" not in err, err
     assert f"serving on http://127.0.0.1:{port}" in err
     with socket.socket() as s:  # the port is free again

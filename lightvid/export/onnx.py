@@ -102,7 +102,12 @@ def quantize_int8(source: Path, target: Path, calibration: Iterable[dict[str, np
 
     convs = [node.name for node in onnx.load(str(source), load_external_data=False).graph.node
              if node.op_type == "Conv"]
-    quantize_static(str(source), str(target), Reader(iter(calibration)), quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
-                    op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=[convs[0], convs[-1]] if convs else [])
+    root = logging.getLogger()  # onnxruntime's quantizer logs advice (pre-processing) on the root logger
+    level, root.level = root.level, logging.ERROR
+    try:
+        quantize_static(str(source), str(target), Reader(iter(calibration)), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, per_channel=True,
+                        op_types_to_quantize=QUANTIZED_OPS, nodes_to_exclude=[convs[0], convs[-1]] if convs else [])
+    finally:
+        root.level = level
     # (min-max calibration keeps two numbers per tensor and call: little memory, whatever the number of inputs)
