@@ -16,9 +16,10 @@ from pathlib import Path
 
 import torch
 
+from lightvid.eval.metrics import psnr
 from lightvid.export import export_model
 from lightvid.export.folder import model_clips
-from lightvid.export.parity import cpu_name, psnr, recorded_calls
+from lightvid.export.parity import cpu_name, recorded_calls
 from lightvid.models.onnx_network import has_export
 from lightvid.pipelines.native import NativePipeline
 from lightvid.tasks import task_spec
@@ -64,14 +65,14 @@ def main() -> None:
         expected = [sample(reference, spec) for spec in specs]
         with recorded_calls(reference) as calls:
             sample(reference, specs[0])
-        first = calls[0]
+        first = calls[0][:2]  # (sample, c_noise)
         for name, pipe in runtimes.items():
             seconds = median_seconds(lambda pipe=pipe, spec=specs[0]: sample(pipe, spec), args.repeats)
             network = median_seconds(lambda pipe=pipe, first=first: pipe.denoiser.net.unet(*first), args.repeats)
             scores = []
             for spec, want in zip(specs, expected):
                 got, generated = sample(pipe, spec), ~spec.frame_mask()[: spec.output_frames]
-                scores.append(psnr(got[generated], want[generated]))
+                scores.append(float(psnr(got[generated].flatten(0, 1)[None], want[generated].flatten(0, 1)[None])))
             rows.append((model, name, reference.settings.steps, seconds, network, min(scores)))
     print(f"CPU: {cpu_name()}; torch {torch.__version__}\n")
     print("| model | runtime | steps | animate (s) | speed-up | one network call (s) | PSNR vs torch f32, min (dB) |")

@@ -177,6 +177,13 @@ def test_the_sampler_help_lists_every_sampler():
     assert set(SAMPLER_NAMES) == set(SAMPLERS)
 
 
+def test_the_runtime_help_lists_every_runtime():
+    from lightvid.cli.options import RUNTIME_NAMES
+    from lightvid.pipelines.native import RUNTIMES
+
+    assert RUNTIME_NAMES == RUNTIMES
+
+
 def test_a_path_with_a_line_break_stays_one_line_in_an_error(capsys, tmp_path):
     code, _, err = run(capsys, "flops", "--model", str(tmp_path / "no\nsuch"))
     assert code == 2 and err.count("\n") == 1 and "no\\nsuch" in err, err

@@ -12,7 +12,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from pathlib import Path
 
 import gradio as gr
@@ -283,8 +282,8 @@ def test_browser_animates_an_upload_into_a_playable_video(page, tmp_path):
     page.wait_for_function(f"document.querySelector('{video}')?.readyState >= 2", timeout=60_000)
     assert page.evaluate(f"document.querySelector('{video}').duration") > 0  # Chromium decoded it
     page.get_by_text("lightvid-animate-seed0").first.wait_for()  # the download offers the file
-    with urllib.request.urlopen(page.get_attribute(video, "src"), timeout=30) as response:
-        (tmp_path / "result.mp4").write_bytes(response.read())
+    # the file the page plays, fetched from the app on 127.0.0.1 through the browser context
+    (tmp_path / "result.mp4").write_bytes(page.request.get(page.get_attribute(video, "src"), timeout=30_000).body())
     frames, fps = read_video_uint8(tmp_path / "result.mp4")
     assert frames.shape == (16, 128, 128, 3) and fps == 8  # the photo model's window and frame rate
 

@@ -68,7 +68,7 @@ def calibration_inputs(pipe: NativePipeline) -> Iterator[dict[str, np.ndarray]]:
         with recorded_calls(pipe) as calls:
             pipe(task_spec(task, clip, pipe.settings.fps), generator=torch.Generator().manual_seed(next(seed)),
                  progress=False, **sampling)
-        for sample, c_noise in calls:
+        for sample, c_noise, _ in calls:
             yield {"sample": sample.float().numpy(), "c_noise": c_noise.float().reshape(-1).numpy()}
 
 

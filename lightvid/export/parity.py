@@ -18,35 +18,31 @@ from collections.abc import Iterator
 
 import torch
 
+from lightvid.eval.metrics import psnr
 from lightvid.pipelines.native import NativePipeline
 from lightvid.tasks import task_spec
 
 PSNR_BAR = 35.0  # dB
-PSNR_CAP = 100.0  # dB: what identical frames score (the MSE is floored so that the report stays finite JSON)
 PARITY_TASKS = ("animate", "interpolate")
 
 
 @contextlib.contextmanager
-def recorded_calls(pipe: NativePipeline, limit: int = 1000) -> Iterator[list[tuple[torch.Tensor, torch.Tensor]]]:
-    """Within the block, every (sample, c_noise) the PyTorch pipeline's network is called with is appended to the
-    list yielded (at most `limit`): the network's real inputs, for parity checks and int8 calibration."""
+def recorded_calls(pipe: NativePipeline, limit: int = 1000
+                   ) -> Iterator[list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]]:
+    """Within the block, every (sample, c_noise, output) of the PyTorch pipeline's network is appended to the list
+    yielded (at most `limit`): the network's real inputs and what it answered, for parity checks and int8
+    calibration."""
     calls = []
 
-    def record(module, args):
+    def record(module, args, output):
         if len(calls) < limit:
-            calls.append((args[0].detach().clone(), args[1].detach().clone()))
+            calls.append((args[0].detach().clone(), args[1].detach().clone(), output.detach().float().clone()))
 
-    hook = pipe.unet.register_forward_pre_hook(record)
+    hook = pipe.unet.register_forward_hook(record)
     try:
         yield calls
     finally:
         hook.remove()
-
-
-def psnr(a: torch.Tensor, b: torch.Tensor) -> float:
-    """PSNR in dB of frames in [-1, 1] (peak-to-peak 2), capped at PSNR_CAP."""
-    mse = max(float(((a.double() - b.double()) ** 2).mean()), 4.0 / 10 ** (PSNR_CAP / 10))
-    return 10 * torch.log10(torch.tensor(4.0 / mse)).item()
 
 
 def _seconds(network, sample: torch.Tensor, c_noise: torch.Tensor) -> float:
@@ -83,15 +79,15 @@ def parity_report(reference: NativePipeline, exported: NativePipeline, clips: li
                 expected = reference(spec, generator=torch.Generator().manual_seed(seed), progress=False)
             got = exported(spec, generator=torch.Generator().manual_seed(seed), progress=False)
             generated = ~spec.frame_mask()[: spec.output_frames]
-            scores.append((psnr(got[generated], expected[generated]),
+            # PSNR over every generated frame at once: the frames stacked as the channels of one image
+            scores.append((float(psnr(got[generated].flatten(0, 1)[None], expected[generated].flatten(0, 1)[None])),
                            127.5 * float((got - expected).abs().max())))
-            for sample, c_noise in calls:
-                out = reference.denoiser.net.unet(sample, c_noise).float()
+            for sample, c_noise, out in calls:
                 network_diff = max(network_diff, float((exported.denoiser.net.unet(sample, c_noise) - out).abs().max()))
                 network_scale = max(network_scale, float(out.abs().max()))
             first_call = first_call or calls[0]
-    torch_seconds = _seconds(reference.denoiser.net.unet, *first_call)
-    onnx_seconds = _seconds(exported.denoiser.net.unet, *first_call)
+    torch_seconds = _seconds(reference.denoiser.net.unet, *first_call[:2])
+    onnx_seconds = _seconds(exported.denoiser.net.unet, *first_call[:2])
     psnrs = [p for p, _ in scores]
     return {
         "tasks": list(PARITY_TASKS), "clips": len(clips), "seed": seed,
