@@ -12,7 +12,7 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
 	# torch first, pinned: an unpinned torch would pull a multi-GB CUDA build.
 	$(PIP) install --quiet -c constraints.txt torch==2.13.0
-	$(PIP) install --quiet -c constraints.txt -e '.[test]'
+	$(PIP) install --quiet -c constraints.txt -e '.[test,executorch]'
 	touch $(STAMP)
 
 install: $(STAMP)

@@ -1,4 +1,5 @@
-"""PyTorch eager float32 against the ONNX export (float32 and int8) of the embedded models, side by side in one run.
+"""PyTorch eager float32 against the ONNX (float32 and int8) and ExecuTorch exports of the embedded models, side by
+side in one run.
 
     python bench/export_runtime.py                 # exports every embedded model to a scratch folder first (minutes)
     python bench/export_runtime.py --repeats 5 --exports runs/exports   # reuse / keep the exports there
@@ -20,9 +21,12 @@ from lightvid.eval.metrics import psnr
 from lightvid.export import export_model
 from lightvid.export.folder import model_clips
 from lightvid.export.parity import cpu_name, recorded_calls
-from lightvid.models.onnx_network import has_export
+from lightvid.models.onnx_network import EXPORT_FILE
 from lightvid.pipelines.native import NativePipeline
 from lightvid.tasks import task_spec
+
+EXPORTS = {"onnx float32": ("onnx", "none"), "onnx int8": ("onnx", "int8"),
+           "executorch float32": ("executorch", "none")}  # runtime name: (--format, --quantize)
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -41,20 +45,20 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--clips", type=int, default=2)
     parser.add_argument("--exports", type=Path, default=None, help="folder for the exports (default: a temp folder)")
+    parser.add_argument("--exported", nargs="+", default=list(EXPORTS), choices=list(EXPORTS),
+                        help="the exported runtimes to compare with torch float32")
     args = parser.parse_args()
     root = args.exports or Path(tempfile.mkdtemp(prefix="lightvid-exports-"))
     rows = []
     for model in args.models:
-        folders = {}
-        for quantize in ("none", "int8"):
-            folder = root / f"{model}-{quantize}"
-            if not has_export(folder):
-                print(f"exporting {model} ({quantize}) to {folder}", file=sys.stderr)
-                export_model(model, folder, quantize=quantize, log=lambda line: print(line, file=sys.stderr))
-            folders[quantize] = folder
-        runtimes = {"torch float32": NativePipeline.for_sampling(folders["none"])[0],
-                    "onnx float32": NativePipeline.for_sampling(folders["none"], runtime="onnx")[0],
-                    "onnx int8": NativePipeline.for_sampling(folders["int8"], runtime="onnx")[0]}
+        runtimes = {"torch float32": NativePipeline.for_sampling(model)[0]}
+        for name in args.exported:
+            fmt, quantize = EXPORTS[name]
+            folder = root / f"{model}-{fmt}-{quantize}"
+            if not (folder / EXPORT_FILE).is_file():
+                print(f"exporting {model} ({fmt}, {quantize}) to {folder}", file=sys.stderr)
+                export_model(model, folder, fmt, quantize, log=lambda line: print(line, file=sys.stderr))
+            runtimes[name] = NativePipeline.for_sampling(folder, runtime=fmt)[0]
         reference = runtimes["torch float32"]
         clips, _ = model_clips(reference, "test", args.clips)
         specs = [task_spec("animate", clip, reference.settings.fps) for clip in clips]
@@ -68,7 +72,8 @@ def main() -> None:
         first = calls[0][:2]  # (sample, c_noise)
         for name, pipe in runtimes.items():
             seconds = median_seconds(lambda pipe=pipe, spec=specs[0]: sample(pipe, spec), args.repeats)
-            network = median_seconds(lambda pipe=pipe, first=first: pipe.denoiser.net.unet(*first), args.repeats)
+            with torch.no_grad():  # as the pipeline calls it (autograd's bookkeeping would slow torch's call)
+                network = median_seconds(lambda pipe=pipe, first=first: pipe.denoiser.net.unet(*first), args.repeats)
             scores = []
             for spec, want in zip(specs, expected):
                 got, generated = sample(pipe, spec), ~spec.frame_mask()[: spec.output_frames]

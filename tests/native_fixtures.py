@@ -1,4 +1,6 @@
 """Tiny random native models for tests (seconds to sample on CPU)."""
+from dataclasses import replace
+
 import torch
 
 from lightvid.conditioning import Conditioning
@@ -29,4 +31,14 @@ def save_tiny_native(folder, data_channels: int = 3, patch: int = 2, size: int =
                      dataset: str = "camera_motion"):
     tiny_native(data_channels, patch, size, frames).save_pretrained(folder, extra={"trained_steps": 0,
                                                                                    "dataset": dataset})
+    return folder
+
+
+def save_model_with_student(folder):
+    """A tiny flow-hinted model (the conditioning `photo` has) with a 1-step student in folder/fast."""
+    pipe = tiny_native(3, patch=2, size=16, frames=5, conditioning="flow_warps", prediction="hint_residual")
+    pipe.save_pretrained(folder, extra={"trained_steps": 0, "dataset": "camera_motion", "student": "fast"})
+    student = NativePipeline(pipe.unet, replace(pipe.settings, steps=1, sampler="renoise"))
+    student.save_pretrained(folder / "fast", extra={"trained_steps": 0, "dataset": "camera_motion",
+                                                    "distilled_from": str(folder), "student_steps": 1})
     return folder

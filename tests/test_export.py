@@ -4,30 +4,18 @@ one-line errors."""
 import itertools
 import json
 import shutil
-from dataclasses import replace
 
 import pytest
 import torch
-from cli_run import run
+from cli_run import assert_runtime_matches_torch, run, run_frames
 from tolerances import EPS32
 
-from lightvid.io import read_video
 from lightvid.models.onnx_network import EXPORT_FILE, ONNX_FILE
 from lightvid.pipelines.native import NativePipeline
-from native_fixtures import tiny_native
+from native_fixtures import save_model_with_student, tiny_native
 
 ROCKET = "examples/rocket.jpg"
 MOTORCYCLE = "examples/motorcycle.jpg"
-
-
-def save_model_with_student(folder):
-    """A tiny flow-hinted model (the conditioning `photo` has) with a 1-step student in folder/fast."""
-    pipe = tiny_native(3, patch=2, size=16, frames=5, conditioning="flow_warps", prediction="hint_residual")
-    pipe.save_pretrained(folder, extra={"trained_steps": 0, "dataset": "camera_motion", "student": "fast"})
-    student = NativePipeline(pipe.unet, replace(pipe.settings, steps=1, sampler="renoise"))
-    student.save_pretrained(folder / "fast", extra={"trained_steps": 0, "dataset": "camera_motion",
-                                                    "distilled_from": str(folder), "student_steps": 1})
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -54,12 +42,6 @@ def test_export_writes_a_complete_model_folder_with_its_parity_report(exported):
         assert (out / name).read_bytes() == (model / name).read_bytes()
 
 
-def _frames(capsys, tmp_path, name, *args):
-    code, _, err = run(capsys, *args, "-o", f"{tmp_path / name}/")
-    assert code == 0, err
-    return read_video(tmp_path / name)[0]
-
-
 @pytest.mark.parametrize("args", [
     ("animate", ROCKET, "--frames", "9"),  # two windows: frames given by the first window feed the second
     ("interpolate", ROCKET, MOTORCYCLE, "--frames", "4", "--height", "24", "--width", "32"),  # other frames, size
@@ -68,11 +50,7 @@ def _frames(capsys, tmp_path, name, *args):
 ])
 def test_onnx_runtime_matches_torch(exported, tmp_path, capsys, args):
     _, out = exported
-    torch_frames = _frames(capsys, tmp_path, "torch", *args, "--model", out)
-    onnx_frames = _frames(capsys, tmp_path, "onnx", *args, "--model", out, "--runtime", "onnx")
-    assert onnx_frames.shape == torch_frames.shape
-    # PNG frames are 8-bit: float32 kernel differences flip a rounding now and then, by one level (2/255)
-    assert (onnx_frames - torch_frames).abs().max() <= 2 / 255 + 1e-6
+    assert_runtime_matches_torch(capsys, tmp_path, out, "onnx", *args)
 
 
 def test_onnx_errors_are_one_line(exported, tmp_path, capsys):
@@ -83,7 +61,7 @@ def test_onnx_errors_are_one_line(exported, tmp_path, capsys):
                        "--bf16")
     assert code == 2 and "--bf16 applies to --runtime torch" in err
     code, _, err = run(capsys, "animate", ROCKET, "-o", tmp_path / "a.mp4", "--model", out, "--runtime", "tvm")
-    assert code == 2 and "--runtime must be one of torch, onnx" in err
+    assert code == 2 and "--runtime must be one of torch, onnx, executorch" in err
     stale = shutil.copytree(out, tmp_path / "stale")  # other weights beside the export
     (stale / "fast").rename(tmp_path / "unused")
     data = bytearray((stale / "model.safetensors").read_bytes())
@@ -102,7 +80,8 @@ def test_onnx_errors_are_one_line(exported, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("--format", "tflite"), "--format must be onnx"),
+    (("--format", "tflite"), "--format must be one of onnx, executorch"),
+    (("--format", "executorch", "--quantize", "int8"), "--quantize int8 applies to --format onnx"),
     (("--quantize", "int4"), "--quantize must be one of none, int8"),
 ])
 def test_export_refuses_bad_options_before_any_work(tmp_path, capsys, args, message):
@@ -140,8 +119,8 @@ def test_int8_quantization_runs_and_reports_its_cost(exported, tmp_path, capsys)
     assert len(int8_weights) >= 8 and sum(node.op_type == "QuantizeLinear" for node in graph.node) >= 8
     quantized = NativePipeline.from_pretrained(folder, runtime="onnx")
     clip = torch.rand(5, 3, 16, 16) * 2 - 1
-    report = parity_report(pipe, quantized, [clip])
+    report = parity_report(pipe, quantized, "onnx", [clip])
     assert report["network_max_abs_diff"] > 0  # lossy: the report measures a real difference
     assert report["passes"] == (report["psnr_db_min"] >= 35)
-    frames = _frames(capsys, tmp_path, "int8", "animate", ROCKET, "--model", folder, "--runtime", "onnx")
+    frames = run_frames(capsys, tmp_path, "int8", "animate", ROCKET, "--model", folder, "--runtime", "onnx")
     assert frames.shape == (5, 3, 16, 16)

@@ -105,7 +105,7 @@ def test_same_seed_same_video_other_seed_other_video(capsys, tmp_path, model):
     (["animate", "{image}", "-o", "{out}", "--model", "{broken_model}"], "not a valid pipeline file"),
     (["interpolate", "{image}", "{image}", "-o", "{out}", "--frames", "10000"], "--frames must be at most 1024"),
     (["interpolate", "{image}", "{image}", "-o", "{out}", "--frames", "6"], "--frames must be in [3, 5]"),
-    (["interpolate", "{image}", "{image}", "-o", "{out}", "--frames", "6"], "its window is 5 frames"),
+    (["interpolate", "{image}", "{image}", "-o", "{out}", "--frames", "6"], "window is 5 frames; --windows multi"),
     (["interpolate", "{image}", "{image}", "-o", "{out}", "--frames", "2"], "--frames must be at least 3, got 2"),
     (["extend", "{corrupt}", "-o", "{out}"], "corrupt"),
     (["extend", "{missing}", "-o", "{out}"], "no such file"),

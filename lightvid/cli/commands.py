@@ -250,33 +250,38 @@ def distill(
 def export(
     model: Annotated[str, typer.Argument(help=f"The model to export: {NATIVE_MODELS}.")],
     output: ModelOutput,
-    fmt: Annotated[str, typer.Option("--format", help="onnx (the only format: docs/export.md says why not "
-                                     "ExecuTorch or LiteRT).")] = "onnx",
-    quantize: Annotated[str, typer.Option(help="none (float32) or int8 (static int8 weights and activations for "
-                                          "onnxruntime, calibrated on the network's inputs while the model samples "
-                                          "clips of its training data: faster, lossy; the parity report says how "
-                                          "much).")] = "none",
+    fmt: Annotated[str, typer.Option("--format", help="onnx (network.onnx for onnxruntime: any frame count and "
+                                     "size) or executorch (network.pte for the ExecuTorch runtime, float32, lowered "
+                                     "to XNNPACK: up to the model's window and size; the export takes minutes; "
+                                     "needs pip install 'lightvid[executorch]').")] = "onnx",
+    quantize: Annotated[str, typer.Option(help="none (float32) or int8 (--format onnx only: static int8 weights "
+                                          "and activations for onnxruntime, calibrated on the network's inputs "
+                                          "while the model samples clips of its training data: faster, lossy; the "
+                                          "parity report says how much).")] = "none",
     overwrite: Overwrite = False,
 ):
-    """Export MODEL's denoising network to ONNX: OUTPUT is MODEL's folder plus network.onnx and export.json.
+    """Export MODEL's denoising network: OUTPUT is MODEL's folder plus network.onnx (or network.pte) and export.json.
 
-    Every command loads OUTPUT with --model OUTPUT; with --runtime onnx it runs the exported network in onnxruntime
-    (frame count and size stay dynamic). The conditioning around the network (a flow hint's optical flow, the
-    warps, patch folding) and the sampler stay in PyTorch/NumPy. After the export a parity report is printed and
-    kept in export.json: the network's max abs difference from PyTorch on the inputs it gets while sampling, the
-    PSNR of whole generations against PyTorch (same seed and inputs; a float32 export under 35 dB is refused), and
-    one network call timed in both runtimes. A model that ships a few-step student has it exported too.
+    Every command loads OUTPUT with --model OUTPUT; with --runtime onnx (or executorch) it runs the exported network
+    in onnxruntime, any frame count and size (or in the ExecuTorch runtime, up to the model's window and size). The
+    conditioning around the network (a flow hint's optical flow, the warps, patch folding) and the sampler stay in
+    PyTorch/NumPy. After the export a parity report is printed and kept in export.json: the network's max abs
+    difference from PyTorch on the inputs it gets while sampling, the PSNR of whole generations against PyTorch
+    (same seed and inputs; a float32 export under 35 dB is refused), and one network call timed in both runtimes.
+    A model that ships a few-step student has it exported too.
     """
     from lightvid.export import FORMATS, QUANTIZATIONS, export_model
 
     if fmt not in FORMATS:
-        raise LightvidError(f"--format must be {', '.join(FORMATS)}, got {fmt!r} (ExecuTorch and LiteRT: see "
+        raise LightvidError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r} (LiteRT: see "
                             "docs/export.md)")
     if quantize not in QUANTIZATIONS:
         raise LightvidError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
+    if quantize != "none" and fmt != "onnx":
+        raise LightvidError(f"--quantize {quantize} applies to --format onnx; the {fmt} export is float32")
     _check_folder_output(output, "-o/--output", overwrite, model)
     export_model(model, output, fmt, quantize, overwrite, log=typer.echo)
-    typer.echo(f"wrote {output} (use it with --model {output} --runtime onnx)")
+    typer.echo(f"wrote {output} (use it with --model {output} --runtime {fmt})")
 
 
 def _check_folder_output(path: Path, option: str, overwrite: bool | None = None, model: str | None = None) -> None:

@@ -69,7 +69,7 @@ def evaluate(
     dtype = network_dtype(bf16)  # float32 where bf16 is not native
     pipe, used, note = NativePipeline.for_sampling(model, steps, sampler, dtype, runtime)
     used = f"{used} (bf16)" if dtype != network_dtype(False) else used
-    used = f"{used} (onnx)" if runtime == "onnx" else used
+    used = f"{used} ({runtime})" if runtime != "torch" else used
     if note is not None:
         typer.echo(note, err=True)
     data_options = {}

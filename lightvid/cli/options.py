@@ -75,11 +75,17 @@ Bf16 = Annotated[bool, typer.Option("--bf16", help="Run the network in bfloat16 
                                     "faster, slightly different frames (bench/RESULTS.md). On a CPU without it, "
                                     "where bf16 would be many times slower, it is ignored with a one-line notice "
                                     "and float32 runs (LIGHTVID_NATIVE_BF16=1 or 0 overrides the detection).")]
-RUNTIME_NAMES = ("torch", "onnx")  # lightvid.pipelines.native.RUNTIMES (tested)
-Runtime = Annotated[str, typer.Option(help="Who runs the denoising network: torch (PyTorch, the exact reference) or "
-                                      "onnx (onnxruntime, with the ONNX export in the --model folder: make one with "
-                                      "`lightvid export MODEL -o DIR`; the flow hints and the sampler stay in "
-                                      "PyTorch/NumPy).")]
+RUNTIME_NAMES = ("torch", "onnx", "executorch")  # lightvid.pipelines.native.RUNTIMES (tested)
+Runtime = Annotated[str, typer.Option(help="Who runs the denoising network: torch (PyTorch, the exact reference), "
+                                      "onnx (onnxruntime) or executorch (the ExecuTorch runtime, up to the model's "
+                                      "window and size), with that export in the --model folder: make one with "
+                                      "`lightvid export MODEL --format onnx|executorch -o DIR`; the flow hints and "
+                                      "the sampler stay in PyTorch/NumPy.")]
+WINDOW_MODE_NAMES = ("chain", "multidiffusion")  # lightvid.pipelines.windows.WINDOW_MODES (tested)
+Windows = Annotated[str, typer.Option(help="How frames beyond the model's window are made: chain (one window at a "
+                                      "time, each continuing the frames made so far; the default) or "
+                                      "multidiffusion (the whole clip sampled at once, every step averaged over "
+                                      "windows overlapping by half a window; bench/RESULTS.md compares them).")]
 Gif = Annotated[bool, typer.Option("--gif", help="Also write a GIF preview next to the output.")]
 
 # training runs

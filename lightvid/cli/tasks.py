@@ -26,6 +26,7 @@ from .options import (
     Seed,
     Steps,
     Width,
+    Windows,
 )
 
 
@@ -84,12 +85,18 @@ def _setup(output: str, model: str, height: int | None, width: int | None, bf16:
     return pipe, height, width, args
 
 
+def check_window_mode(mode: str) -> None:
+    from lightvid.pipelines.windows import WINDOW_MODES
+    if mode not in WINDOW_MODES:
+        raise LightvidError(f"--windows must be one of {', '.join(WINDOW_MODES)}, got {mode!r}")
+
+
 def check_runtime(runtime: str, bf16: bool) -> None:
     from lightvid.pipelines.native import RUNTIMES
     if runtime not in RUNTIMES:
         raise LightvidError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {runtime!r}")
-    if runtime == "onnx" and bf16:
-        raise LightvidError("--bf16 applies to --runtime torch; the ONNX runtime runs the network as exported "
+    if runtime != "torch" and bf16:
+        raise LightvidError(f"--bf16 applies to --runtime torch; the {runtime} runtime runs the network as exported "
                             "(float32, or int8 from `lightvid export --quantize int8`)")
 
 
@@ -129,21 +136,22 @@ def _write(video, output: str, fps: float, gif: bool) -> None:
 def animate(image: Annotated[Path, typer.Argument(help="The photo to animate (any image file, any size).")],
             output: Output, model: Model = "photo",
             frames: Annotated[int | None, typer.Option(help=f"{FRAMES}, IMAGE the first (default: the model's "
-                                                       "window, 16 for photo); longer videos are made one window "
-                                                       f"at a time, up to {MAX_FRAMES} frames.")] = None,
+                                                       "window, 16 for photo); longer videos, up to "
+                                                       f"{MAX_FRAMES} frames, are made as --windows says.")] = None,
             seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
             height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False,
-            runtime: Runtime = "torch"):
+            runtime: Runtime = "torch", windows: Windows = "chain"):
     """Animate IMAGE: it is the first frame; the model makes the motion that follows."""
-    from lightvid.pipelines.windows import continue_video
+    from lightvid.pipelines.windows import continue_video_windows
 
     _check_io(output, gif, image)
+    check_window_mode(windows)
     pipe, h, w, args = _setup(output, model, height, width, bf16, frames, frames_low=2, seed=seed, steps=steps,
                               sampler=sampler, guidance=guidance, runtime=runtime)
     total = _frames(frames, pipe.settings.num_frames, 2, MAX_FRAMES, "animate")
     check_size(h, w, total)
     warn_slow(steps=steps, frames=frames)
-    video = continue_video(pipe, _picture(image, h, w)[None], total, pipe.settings.fps, **args)
+    video = continue_video_windows(pipe, _picture(image, h, w)[None], total, pipe.settings.fps, windows, **args)
     _write(video, output, pipe.settings.fps, gif)
 
 
@@ -152,21 +160,33 @@ def interpolate(first: Annotated[Path, typer.Argument(help="The first frame (an 
                 last: Annotated[Path, typer.Argument(help="The last frame (an image file).")],
                 output: Output, model: Model = "photo",
                 frames: Annotated[int | None, typer.Option(help=f"{FRAMES}, FIRST and LAST included: 3 up to the "
-                                                           "model's window (the default).")] = None,
+                                                           "model's window (the default), or up to "
+                                                           f"{MAX_FRAMES} with --windows multidiffusion.")] = None,
                 seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
                 height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False,
-                runtime: Runtime = "torch"):
+                runtime: Runtime = "torch",
+                windows: Annotated[str, typer.Option(help="chain (the default: up to the model's window) or "
+                                                     "multidiffusion (more frames than the window: every step "
+                                                     "averaged over windows overlapping by half a window). A chain "
+                                                     "continues forward, so it cannot reach LAST.")] = "chain"):
     """In-between frames from FIRST to LAST (FIRST is frame 0, LAST the final frame)."""
     from lightvid.tasks import interpolate as interpolation
 
     _check_io(output, gif, first, last)
+    check_window_mode(windows)
     pipe, h, w, args = _setup(output, model, height, width, bf16, frames, frames_low=3, seed=seed, steps=steps,
                               sampler=sampler, guidance=guidance, runtime=runtime)
     window = pipe.settings.num_frames
-    total = _frames(frames, window, 3, window, f"interpolation with this model (its window is {window} frames)")
-    warn_slow(steps=steps)
+    if windows == "multidiffusion":
+        total = _frames(frames, window, 3, MAX_FRAMES, "interpolation with --windows multidiffusion")
+    else:
+        total = _frames(frames, window, 3, window, f"interpolation with --windows chain (this model's window is "
+                        f"{window} frames; --windows multidiffusion makes more)")
+    check_size(h, w, total)
+    warn_slow(steps=steps, frames=frames)
     spec = interpolation(_picture(first, h, w), _picture(last, h, w), total, pipe.settings.fps)
-    _write(pipe(spec, **args), output, pipe.settings.fps, gif)
+    overlap = window // 2 if windows == "multidiffusion" else None
+    _write(pipe(spec, overlap=overlap, **args), output, pipe.settings.fps, gif)
 
 
 @app.command()
@@ -178,13 +198,14 @@ def extend(video: Annotated[Path, typer.Argument(help="A video file (mp4, webm, 
                                                           "of the output.)")] = None,
            seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
            height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False,
-           runtime: Runtime = "torch"):
+           runtime: Runtime = "torch", windows: Windows = "chain"):
     """Continue VIDEO (a video file or a folder of frames): the output is VIDEO, resampled to the model's frame
     rate and size, followed by the new frames."""
     from lightvid.io import read_video
-    from lightvid.pipelines.windows import continue_video
+    from lightvid.pipelines.windows import continue_video_windows
 
     _check_io(output, gif, video=video)
+    check_window_mode(windows)
     pipe, h, w, args = _setup(output, model, height, width, bf16, new_frames, "--new-frames", seed=seed,
                               steps=steps, sampler=sampler, guidance=guidance, runtime=runtime)
     new = _frames(new_frames, pipe.settings.num_frames // 2, 1, MAX_FRAMES - 1, "extend", "--new-frames")
@@ -200,7 +221,8 @@ def extend(video: Annotated[Path, typer.Argument(help="A video file (mp4, webm, 
                             f"{MAX_VIDEO_PIXELS:,} pixels)")
     check_size(h, w, clip.shape[0] + new)
     warn_slow(steps=steps, new_frames=new_frames)
-    _write(continue_video(pipe, clip, clip.shape[0] + new, pipe.settings.fps, **args), output, pipe.settings.fps, gif)
+    video = continue_video_windows(pipe, clip, clip.shape[0] + new, pipe.settings.fps, windows, **args)
+    _write(video, output, pipe.settings.fps, gif)
 
 
 @app.command()

@@ -61,8 +61,8 @@ def build_app(models: dict[str, ModelInfo] | None = None, limits: Limits = Limit
             steps = gr.Number(0, precision=0, label="Steps", elem_id="steps",
                               info=f"1 to {limits.steps}; 0: the model's own")
             runtime = gr.Radio(list(RUNTIMES), value=RUNTIMES[0], label="Runtime", elem_id="runtime",
-                               info="torch: the exact reference; onnx: onnxruntime, where the model folder holds "
-                               "an ONNX export (`lightvid export`)")
+                               info="torch: the exact reference; onnx / executorch: onnxruntime / the ExecuTorch "
+                               "runtime, where the model folder holds that export (`lightvid export`)")
         with gr.Tabs():
             for task, title, about, uploads, frames_label, frames_help in TABS:
                 with gr.Tab(title, id=task):

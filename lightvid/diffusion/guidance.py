@@ -31,20 +31,22 @@ def _is_one(scale: float | torch.Tensor) -> bool:
 def _batch_pair(uncond: dict, cond: dict) -> dict:
     """Concatenate matching conditioning kwargs as [uncond, cond] along dim 0 (uncond first, as diffusers).
 
-    Tensors are concatenated; anything else (None, flags) must be equal in both and passes through.
+    Tensors are concatenated, and so are the fields of named tuples of tensors (precomputed hints); anything else
+    (None, flags) must be equal in both and passes through.
     """
     if uncond.keys() != cond.keys():
         raise ValueError(f"cond and uncond need the same keys, got {sorted(cond)} and {sorted(uncond)}")
-    paired = {}
-    for key, value in cond.items():
-        other = uncond[key]
-        if isinstance(value, torch.Tensor) and isinstance(other, torch.Tensor):
-            paired[key] = torch.cat([other, value])  # (2b, ...)
-        elif value is other or value == other:
-            paired[key] = value
-        else:
-            raise ValueError(f"conditioning {key!r} differs between cond and uncond but is not a tensor")
-    return paired
+    return {key: _pair(key, uncond[key], value) for key, value in cond.items()}
+
+
+def _pair(key: str, other, value):
+    if isinstance(value, torch.Tensor) and isinstance(other, torch.Tensor):
+        return torch.cat([other, value])  # (2b, ...)
+    if isinstance(value, tuple) and hasattr(value, "_fields") and type(other) is type(value):
+        return type(value)(*(_pair(f"{key}.{name}", o, v) for name, o, v in zip(value._fields, other, value)))
+    if value is other or value == other:
+        return value
+    raise ValueError(f"conditioning {key!r} differs between cond and uncond but is not a tensor")
 
 
 def _frame_scale(scale: float | torch.Tensor, like: torch.Tensor) -> float | torch.Tensor:

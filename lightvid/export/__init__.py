@@ -1,5 +1,5 @@
-"""Export: a native model's denoising network to ONNX, with a parity report against PyTorch, and int8 quantization
-for onnxruntime (`lightvid export`; the exported folder runs with `--runtime onnx`)."""
+"""Export: a native model's denoising network to ONNX or ExecuTorch, with a parity report against PyTorch, and int8
+quantization for onnxruntime (`lightvid export`; the exported folder runs with `--runtime onnx|executorch`)."""
 from .folder import FORMATS, QUANTIZATIONS, export_model
 from .parity import PSNR_BAR, parity_report
 

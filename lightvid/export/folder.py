@@ -1,8 +1,9 @@
-"""`lightvid export`: a native model folder -> the same folder plus its network in ONNX and the parity report.
+"""`lightvid export`: a native model folder -> the same folder plus its network in ONNX or ExecuTorch and the
+parity report.
 
 The output is a complete model folder (every file of MODEL, its few-step student exported too) that every command
-loads with `--model DIR`, and with `--runtime onnx` runs the exported network. It lands atomically: a failed export,
-or one under the parity bar, leaves nothing behind.
+loads with `--model DIR`, and with `--runtime onnx|executorch` runs the exported network. It lands atomically: a
+failed export, or one under the parity bar, leaves nothing behind.
 """
 import itertools
 import json
@@ -18,6 +19,7 @@ import torch
 from lightvid.data import WebDatasetShards, build_dataset
 from lightvid.errors import LightvidError
 from lightvid.io import atomic_dir, atomic_write
+from lightvid.models.executorch_network import PTE_FILE
 from lightvid.models.onnx_network import EXPORT_FILE, ONNX_FILE, weights_digest
 from lightvid.pipelines.native import PIPELINE_FILE, NativePipeline
 from lightvid.tasks import task_spec
@@ -26,7 +28,7 @@ from lightvid.weights import model_folder
 from .onnx import OPSET, export_network, quantize_int8
 from .parity import PSNR_BAR, parity_report, recorded_calls, report_lines
 
-FORMATS = ("onnx",)
+FORMATS = ("onnx", "executorch")  # each is also the name of the runtime that runs it
 QUANTIZATIONS = ("none", "int8")
 PARITY_CLIPS = 2  # held-out clips the parity report generates from (x PARITY_TASKS, x 2 runtimes)
 CALIBRATION_CLIPS = 4  # training clips int8 calibration records the network's inputs on
@@ -77,29 +79,51 @@ def _student(folder: Path) -> Path | None:
     return folder / student if student is not None else None
 
 
-def export_one(folder: Path, name: str, quantize: str, log: Callable[[str], None]) -> dict:
-    """Export the network of the model folder `folder` in place; returns what export.json holds."""
-    pipe = NativePipeline.from_pretrained(folder)
+def _onnx(pipe: NativePipeline, folder: Path, name: str, quantize: str, log: Callable[[str], None]) -> dict:
+    """Write folder/network.onnx; returns its facts for export.json."""
     s = pipe.settings
     float_path = folder / ONNX_FILE if quantize == "none" else folder / ".network.float.onnx"
-    log(f"{name}: exporting the network ({s.num_frames} frames at {s.height}x{s.width}; frames and size stay "
+    log(f"{name}: exporting the network to ONNX ({s.num_frames} frames at {s.height}x{s.width}; frames and size stay "
         "dynamic)")
     export_network(pipe.unet, float_path, s.num_frames, s.height // s.patch, s.width // s.patch)
     if quantize == "int8":
         log(f"{name}: quantizing to int8, calibrated on the network's inputs while sampling training clips")
         quantize_int8(float_path, folder / ONNX_FILE, itertools.islice(calibration_inputs(pipe), CALIBRATION_INPUTS))
         float_path.unlink()
-    facts = {"format": "onnx", "quantize": quantize, "opset": OPSET, "file": ONNX_FILE,
-             "inputs": {"sample": "(batch, frames, c_in, height / patch, width / patch) float32",
-                        "c_noise": "(batch,) float32"},
-             "output": "(batch, frames, c_out, height / patch, width / patch) float32",
-             "versions": {"torch": torch.__version__, "onnx": onnx.__version__,
-                          "onnxruntime": onnxruntime.__version__},
-             "weights_sha256": weights_digest(folder)}
+    return {"format": "onnx", "quantize": quantize, "opset": OPSET, "file": ONNX_FILE,
+            "inputs": {"sample": "(batch, frames, c_in, height / patch, width / patch) float32",
+                       "c_noise": "(batch,) float32"},
+            "output": "(batch, frames, c_out, height / patch, width / patch) float32",
+            "versions": {"torch": torch.__version__, "onnx": onnx.__version__,
+                         "onnxruntime": onnxruntime.__version__}}
+
+
+def _executorch(pipe: NativePipeline, folder: Path, name: str, log: Callable[[str], None]) -> dict:
+    """Write folder/network.pte; returns its facts for export.json."""
+    from importlib.metadata import version
+
+    from .executorch import BOUNDS_DOC, export_executorch
+
+    s = pipe.settings
+    log(f"{name}: exporting the network to ExecuTorch and lowering it to XNNPACK (up to {s.num_frames} frames at "
+        f"{s.height}x{s.width}: its memory is planned for them; this takes minutes)")
+    bounds = export_executorch(pipe.unet, folder / PTE_FILE, s.num_frames, s.height // s.patch, s.width // s.patch)
+    return {"format": "executorch", "quantize": "none", "file": PTE_FILE, "bounds": bounds, "bounds_note": BOUNDS_DOC,
+            "inputs": {"sample": "(1, frames, c_in, height / patch, width / patch) float32 within bounds",
+                       "c_noise": "(1,) float32"},
+            "output": "(1, frames, c_out, height / patch, width / patch) float32",
+            "versions": {"torch": torch.__version__, "executorch": version("executorch")}}
+
+
+def export_one(folder: Path, name: str, fmt: str, quantize: str, log: Callable[[str], None]) -> dict:
+    """Export the network of the model folder `folder` in place to `fmt`; returns what export.json holds."""
+    pipe = NativePipeline.from_pretrained(folder)
+    facts = _onnx(pipe, folder, name, quantize, log) if fmt == "onnx" else _executorch(pipe, folder, name, log)
+    facts["weights_sha256"] = weights_digest(folder)
     _write_json(folder / EXPORT_FILE, facts)  # the runtime checks the weights' digest on load
     clips, source = model_clips(pipe, "test", PARITY_CLIPS)
     log(f"{name}: parity against PyTorch on {len(clips)} clips of {source}")
-    report = parity_report(pipe, NativePipeline.from_pretrained(folder, runtime="onnx"), clips)
+    report = parity_report(pipe, NativePipeline.from_pretrained(folder, runtime=fmt), fmt, clips)
     report["data"] = source
     for line in report_lines(name, report):
         log(line)
@@ -124,18 +148,22 @@ def export_model(model: str | Path, output: Path, fmt: str = "onnx", quantize: s
     Returns {folder name: export.json's contents} for the model and its student, if it ships one."""
     if fmt not in FORMATS:
         raise LightvidError(f"format {fmt!r} is not one of {', '.join(FORMATS)} (docs/export.md says why not "
-                            "ExecuTorch or LiteRT)")
+                            "LiteRT)")
     if quantize not in QUANTIZATIONS:
         raise LightvidError(f"quantization {quantize!r} is not one of {', '.join(QUANTIZATIONS)}")
+    if quantize != "none" and fmt != "onnx":
+        raise LightvidError(f"quantization {quantize} is for the onnx format; the {fmt} export is float32")
     source = model_folder(model)
     if output.absolute().resolve().is_relative_to(source.resolve()):
         raise LightvidError(f"-o/--output {output}: inside the model folder {source}; export to a folder outside it")
     NativePipeline.for_sampling(source)  # the folder (and its student) is a valid native model, before any work
     reports = {}
     with atomic_dir(output, overwrite) as target:
-        shutil.copytree(source, target, dirs_exist_ok=True, ignore=shutil.ignore_patterns(ONNX_FILE, EXPORT_FILE))
-        reports[str(model)] = export_one(target, str(model), quantize, log)
+        # a former export of MODEL (either format) is not copied: the folder holds the new one only
+        shutil.copytree(source, target, dirs_exist_ok=True,
+                        ignore=shutil.ignore_patterns(ONNX_FILE, PTE_FILE, EXPORT_FILE))
+        reports[str(model)] = export_one(target, str(model), fmt, quantize, log)
         student = _student(target)
         if student is not None:
-            reports[f"{model}/{student.name}"] = export_one(student, f"{model}/{student.name}", quantize, log)
+            reports[f"{model}/{student.name}"] = export_one(student, f"{model}/{student.name}", fmt, quantize, log)
     return reports

@@ -66,10 +66,11 @@ def cpu_name() -> str:
 
 
 @torch.no_grad()
-def parity_report(reference: NativePipeline, exported: NativePipeline, clips: list[torch.Tensor], seed: int = 0
-                  ) -> dict:
-    """Compare `exported` (the onnx runtime) with `reference` (PyTorch float32) on `clips`, each (F, 3, H, W) in
-    [-1, 1] at the model's frame size and window: PARITY_TASKS on every clip, seed `seed`."""
+def parity_report(reference: NativePipeline, exported: NativePipeline, runtime: str, clips: list[torch.Tensor],
+                  seed: int = 0) -> dict:
+    """Compare `exported` (the model on `runtime`, "onnx" or "executorch") with `reference` (PyTorch float32) on
+    `clips`, each (F, 3, H, W) in [-1, 1] at the model's frame size and window: PARITY_TASKS on every clip, seed
+    `seed`."""
     fps = reference.settings.fps
     scores, network_diff, network_scale, first_call = [], 0.0, 0.0, None
     for clip in clips:
@@ -87,15 +88,15 @@ def parity_report(reference: NativePipeline, exported: NativePipeline, clips: li
                 network_scale = max(network_scale, float(out.abs().max()))
             first_call = first_call or calls[0]
     torch_seconds = _seconds(reference.denoiser.net.unet, *first_call[:2])
-    onnx_seconds = _seconds(exported.denoiser.net.unet, *first_call[:2])
+    exported_seconds = _seconds(exported.denoiser.net.unet, *first_call[:2])
     psnrs = [p for p, _ in scores]
     return {
-        "tasks": list(PARITY_TASKS), "clips": len(clips), "seed": seed,
+        "runtime": runtime, "tasks": list(PARITY_TASKS), "clips": len(clips), "seed": seed,
         "steps": reference.settings.steps, "sampler": reference.settings.sampler,
         "network_max_abs_diff": network_diff, "network_output_max_abs": network_scale,
         "psnr_db_min": min(psnrs), "psnr_db_mean": statistics.fmean(psnrs),
         "max_diff_gray_levels": max(d for _, d in scores),
-        "network_seconds": {"torch": torch_seconds, "onnx": onnx_seconds,
+        "network_seconds": {"torch": torch_seconds, runtime: exported_seconds,
                             "input": list(first_call[0].shape), "cpu": cpu_name()},
         "bar_db": PSNR_BAR, "passes": min(psnrs) >= PSNR_BAR,
     }
@@ -103,13 +104,13 @@ def parity_report(reference: NativePipeline, exported: NativePipeline, clips: li
 
 def report_lines(name: str, report: dict) -> list[str]:
     """The report as the lines `lightvid export` prints."""
-    t = report["network_seconds"]
+    t, runtime = report["network_seconds"], report["runtime"]
     return [
         f"{name}: network max abs diff {report['network_max_abs_diff']:.2e} (outputs up to "
         f"{report['network_output_max_abs']:.2f})",
         f"{name}: generation PSNR vs PyTorch min {report['psnr_db_min']:.1f} dB, mean {report['psnr_db_mean']:.1f} dB "
         f"(bar {report['bar_db']:g} dB; {report['clips']} clips x {', '.join(report['tasks'])}, "
         f"{report['steps']} {report['sampler']} steps), max diff {report['max_diff_gray_levels']:.2f} gray levels",
-        f"{name}: one network call {tuple(t['input'])}: torch {t['torch'] * 1000:.0f} ms, onnx "
-        f"{t['onnx'] * 1000:.0f} ms ({t['torch'] / t['onnx']:.2f}x) on {t['cpu']}",
+        f"{name}: one network call {tuple(t['input'])}: torch {t['torch'] * 1000:.0f} ms, {runtime} "
+        f"{t[runtime] * 1000:.0f} ms ({t['torch'] / t[runtime]:.2f}x) on {t['cpu']}",
     ]

@@ -11,32 +11,40 @@ from torch import nn
 
 from lightvid.conditioning import Conditioning, Hints
 
+from .executorch_network import ExecutorchNetwork
 from .onnx_network import OnnxNetwork
 from .unet import SpaceTimeUNet
+
+Network = SpaceTimeUNet | OnnxNetwork | ExecutorchNetwork  # what computes the denoising network, by runtime
 
 
 class NativeNet(nn.Module):
     """Adapts a native SpaceTimeUNet to the Denoiser signature `net(x_in, c_noise, given, mask)`.
 
     x_in, given: (b, f, c, h, w); mask: (b, f, 1, h, w) in {0, 1}. prediction: a name of
-    lightvid.conditioning.PREDICTIONS, checked against the conditioning. unet: the PyTorch network or its ONNX
-    export (`--runtime onnx`): everything around it is the same code."""
+    lightvid.conditioning.PREDICTIONS, checked against the conditioning. unet: the PyTorch network or its export
+    (`--runtime onnx|executorch`): everything around it is the same code."""
 
-    def __init__(self, unet: SpaceTimeUNet | OnnxNetwork, conditioning: Conditioning, prediction: str, patch: int = 1):
+    def __init__(self, unet: Network, conditioning: Conditioning, prediction: str, patch: int = 1):
         super().__init__()
         conditioning.check_prediction(prediction)
         self.unet, self.conditioning, self.prediction, self.patch = unet, conditioning, prediction, patch
         self._last_hints = None  # (given, mask, Hints) of the last call, see hints()
 
-    def forward(self, x_in: torch.Tensor, c_noise: torch.Tensor, given: torch.Tensor, mask: torch.Tensor):
-        hints = self.hints(given, mask)
-        out = self.unet(self.unet_input(x_in, given, mask), c_noise).float()
+    def forward(self, x_in: torch.Tensor, c_noise: torch.Tensor, given: torch.Tensor, mask: torch.Tensor,
+                hints: Hints | None = None):
+        """hints: the conditioning's hints when the caller computed them (over a longer clip than this window,
+        lightvid.pipelines.native); None: from `given` and `mask`."""
+        hints = hints if hints is not None else self.hints(given, mask)
+        out = self.unet(self.unet_input(x_in, given, mask, hints), c_noise).float()
         out = rearrange(out, "b f (c p q) h w -> b f c (h p) (w q)", p=self.patch, q=self.patch)
         return self.conditioning.read_output(out, hints, self.prediction)
 
-    def unet_input(self, x_in: torch.Tensor, given: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def unet_input(self, x_in: torch.Tensor, given: torch.Tensor, mask: torch.Tensor,
+                   hints: Hints | None = None) -> torch.Tensor:
         """The conditioning's input channels, p×p patches folded in: (b, f, c_in, h/p, w/p) in the UNet's dtype."""
-        sample = self.conditioning.network_input(x_in, given, mask, self.hints(given, mask))
+        hints = hints if hints is not None else self.hints(given, mask)
+        sample = self.conditioning.network_input(x_in, given, mask, hints)
         sample = rearrange(sample, "b f c (h p) (w q) -> b f (c p q) h w", p=self.patch, q=self.patch)
         return sample.to(self.network_dtype())
 

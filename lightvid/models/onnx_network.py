@@ -35,8 +35,17 @@ def weights_digest(folder: Path) -> str:
     return digest.hexdigest()
 
 
-def has_export(folder: Path) -> bool:
-    return (Path(folder) / ONNX_FILE).is_file() and (Path(folder) / EXPORT_FILE).is_file()
+def read_export_report(folder: Path, network_file: str, runtime: str, fmt: str) -> dict:
+    """export.json of the export of `network_file` in `folder`, checked: both files are there and the export was
+    made from the folder's own weights. runtime/fmt name them in the error ("ONNX", "onnx")."""
+    if not ((folder / network_file).is_file() and (folder / EXPORT_FILE).is_file()):
+        raise LightvidError(f"{folder}: holds no {runtime} export ({network_file} + {EXPORT_FILE}); make one with "
+                            f"`lightvid export MODEL --format {fmt} -o DIR`, then use --model DIR")
+    report = read_json_object(folder / EXPORT_FILE, "export report")
+    if report.get("weights_sha256") != weights_digest(folder):
+        raise LightvidError(f"{folder / network_file} was exported from other weights than {folder / WEIGHTS_FILE} "
+                            f"(export.json's weights_sha256 differs); export the model again")
+    return report
 
 
 class OnnxNetwork:
@@ -46,13 +55,7 @@ class OnnxNetwork:
 
     def __init__(self, folder, config: UNetConfig, threads: int | None = None):
         folder = Path(folder)
-        if not has_export(folder):
-            raise LightvidError(f"{folder}: holds no ONNX export ({ONNX_FILE} + {EXPORT_FILE}); make one with "
-                                f"`lightvid export MODEL --format onnx -o DIR`, then use --model DIR")
-        self.report = read_json_object(folder / EXPORT_FILE, "export report")
-        if self.report.get("weights_sha256") != weights_digest(folder):
-            raise LightvidError(f"{folder / ONNX_FILE} was exported from other weights than {folder / WEIGHTS_FILE} "
-                                f"(export.json's weights_sha256 differs); export the model again")
+        self.report = read_export_report(folder, ONNX_FILE, "ONNX", "onnx")
         import onnxruntime as ort
 
         options = ort.SessionOptions()

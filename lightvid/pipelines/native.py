@@ -18,15 +18,20 @@ from lightvid.io import atomic_write
 from lightvid.models import SpaceTimeUNet, read_config
 from lightvid.models.checkpoint import read_json_object
 from lightvid.models.config import check_fields, short_repr
-from lightvid.models.native import NativeNet
+from lightvid.models.executorch_network import ExecutorchNetwork
+from lightvid.models.native import NativeNet, Network
 from lightvid.models.onnx_network import OnnxNetwork
 from lightvid.tasks import FrameSpec
 from lightvid.tasks.framespec import MAX_FRAMES
 
+from .multidiffusion import average_over_windows, temporal_windows
+
 PIPELINE_FILE = "pipeline.json"
 MAX_SIZE = 16384  # frame height / width: far above what runs on a CPU, low enough that a fuzzed file cannot OOM
 MAX_STEPS = 10000
-RUNTIMES = ("torch", "onnx")  # who runs the denoising network: PyTorch (the exact reference) or onnxruntime
+# who runs the denoising network: PyTorch (the exact reference), onnxruntime or the ExecuTorch runtime (the
+# exported network in the model folder, lightvid.export)
+RUNTIMES = ("torch", "onnx", "executorch")
 # the types of a conditioning's values (Conditioning checks the choices); a list would not even be comparable
 _CONDITIONING_TYPES = {"hint": ("str", None), "flow": ("str", None), "warp_weights": ("str", None),
                        "warp_inputs": ("bool",)}
@@ -146,13 +151,13 @@ def read_settings(folder: Path) -> tuple[NativeSettings, dict]:
 def check_runtime(runtime: str, dtype: torch.dtype = torch.float32) -> None:
     if runtime not in RUNTIMES:
         raise LightvidError(f"runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
-    if runtime == "onnx" and dtype != torch.float32:
-        raise LightvidError("the ONNX runtime runs the network as exported (float32, or int8 when exported with "
-                            "--quantize int8); --bf16 applies to the torch runtime only")
+    if runtime != "torch" and dtype != torch.float32:
+        raise LightvidError(f"the {runtime} runtime runs the network as exported (float32, or int8 when exported "
+                            "with --quantize int8); --bf16 applies to the torch runtime only")
 
 
 class NativePipeline:
-    def __init__(self, unet: SpaceTimeUNet | OnnxNetwork, settings: NativeSettings, facts: dict | None = None):
+    def __init__(self, unet: Network, settings: NativeSettings, facts: dict | None = None):
         expected = settings.conditioning.channels(settings.data_channels, settings.patch)
         if (unet.config.in_channels, unet.config.out_channels) != expected:
             raise LightvidError(f"the network takes {unet.config.in_channels} channels in and "
@@ -165,13 +170,16 @@ class NativePipeline:
 
     @classmethod
     def from_pretrained(cls, folder, dtype: torch.dtype = torch.float32, runtime: str = "torch") -> "NativePipeline":
-        """The model in `folder`; runtime: "torch" (the exact reference, the network in `dtype`) or "onnx" (the
-        folder's ONNX export of the network, from `lightvid export`, run by onnxruntime in float32)."""
+        """The model in `folder`; runtime: "torch" (the exact reference, the network in `dtype`), "onnx" or
+        "executorch" (the folder's export of the network, from `lightvid export --format onnx|executorch`, run by
+        onnxruntime or the ExecuTorch runtime as exported)."""
         folder = Path(folder)
         check_runtime(runtime, dtype)
         settings, facts = read_settings(folder)
         if runtime == "onnx":
             unet = OnnxNetwork(folder, read_config(folder))
+        elif runtime == "executorch":
+            unet = ExecutorchNetwork(folder, read_config(folder))
         else:
             unet = SpaceTimeUNet.from_pretrained(folder, dtype=dtype)
         try:
@@ -214,16 +222,53 @@ class NativePipeline:
     def save_pretrained(self, folder, extra: dict | None = None) -> None:
         """UNet files + pipeline.json (plus `extra` facts such as training steps, kept for the model card)."""
         if not isinstance(self.unet, SpaceTimeUNet):
-            raise LightvidError("an ONNX-runtime pipeline cannot be saved: load the model with runtime='torch'")
+            raise LightvidError("a pipeline running an exported network cannot be saved: load the model with "
+                                "runtime='torch'")
         self.unet.save_pretrained(folder)
         with atomic_write(Path(folder) / PIPELINE_FILE) as tmp:
             Path(tmp).write_text(json.dumps({**self.settings.to_dict(), **self.facts, **(extra or {})}, indent=2))
 
+    def _start(self, cond: dict) -> torch.Tensor:
+        """Where sampling starts for this conditioning (a window's, with its hints, or the whole clip's)."""
+        net = self.denoiser.net
+        if "hints" not in cond:
+            return net.start(cond["given"], cond["mask"])
+        return net.conditioning.start(cond["hints"], net.prediction)
+
+    def _window_conditioning(self, given: torch.Tensor, mask: torch.Tensor, windows: list[slice], guided: bool
+                             ) -> tuple[list[dict], list[dict]]:
+        """(cond, uncond) of every window that has frames to make, for MultiDiffusion. The hints come from the whole
+        clip, sliced per window: a window with no given frame still gets its hint (the nearest given frame, or the
+        flow interpolation between two), as the network was trained to have one. Offsets are clamped to the
+        window's length, the farthest the network saw in training. Windows of given frames only are dropped from
+        `windows` (in place): their frames are pinned to the given ones whatever the network says. guided: whether
+        classifier-free guidance needs the unconditional ones (else they are the conditional ones, unused)."""
+        window = self.settings.num_frames
+        hints = self.denoiser.net.hints(given, mask)
+        hints = hints._replace(offset=hints.offset.clamp(1 - window, window - 1))
+        conds, unconds, kept = [], [], []
+        for w in windows:
+            if bool(mask[:, w].all()):
+                continue
+            cond = {"given": given[:, w], "mask": mask[:, w]}
+            conds.append({**cond, "hints": type(hints)(*(t[:, w] if t is not None else None for t in hints))})
+            zeros = {k: torch.zeros_like(v) for k, v in cond.items()}
+            unconds.append({**zeros, "hints": self.denoiser.net.hints(zeros["given"], zeros["mask"])} if guided
+                           else conds[-1])
+            kept.append(w)
+        windows[:] = kept
+        return conds, unconds
+
     @torch.no_grad()
     def __call__(self, spec: FrameSpec, steps: int | None = None, sampler: str | None = None,
                  guidance: float = 1.0, generator: torch.Generator | None = None,
-                 progress: bool | None = None) -> torch.Tensor:
-        """Generate the frames `spec` does not give: returns (output_frames, 3, H, W) in [-1, 1]."""
+                 progress: bool | None = None, overlap: int | None = None) -> torch.Tensor:
+        """Generate the frames `spec` does not give: returns (output_frames, 3, H, W) in [-1, 1].
+
+        overlap: None, the network sees every frame of the spec at once; an int O, a spec longer than the model's
+        window is sampled by temporal MultiDiffusion (lightvid.pipelines.multidiffusion) over windows of the
+        model's frame count overlapping by O frames (with as many frames as the window or fewer, the same as None).
+        """
         s = self.settings
         given, mask = spec.conditioning()  # (F, 3, H, W), (F, 1, H, W)
         if given.shape[-2] % s.patch or given.shape[-1] % s.patch:
@@ -231,17 +276,24 @@ class NativePipeline:
                                 f"got {given.shape[-2]}x{given.shape[-1]}")
         if s.data_channels == 1:  # grayscale models (Moving MNIST) see luminance; output is repeated to RGB
             given = given.mean(dim=1, keepdim=True)
-        cond = {"given": given[None], "mask": mask[None]}
-        guided = cfg_model(self.denoiser, cond=cond, uncond={k: torch.zeros_like(v) for k, v in cond.items()},
-                           scale=guidance)
+        frames = given.shape[0]
+        windows = [slice(0, frames)] if overlap is None else temporal_windows(frames, s.num_frames, overlap)
+        full_given, full_mask = given[None], mask[None]  # (1, F, c, H, W), (1, F, 1, H, W)
+        if len(windows) == 1:
+            conds = [{"given": full_given, "mask": full_mask}]
+            uncond = [{k: torch.zeros_like(v) for k, v in conds[0].items()}]
+        else:
+            conds, uncond = self._window_conditioning(full_given, full_mask, windows, guidance != 1)
+        guided = [cfg_model(self.denoiser, cond=c, uncond=u, scale=guidance) for c, u in zip(conds, uncond)]
 
         def model(x, sigma):  # given pixels are known exactly: the sampler state there stays given + σ·noise
-            return cond["mask"] * cond["given"] + (1 - cond["mask"]) * guided(x, sigma)
+            estimate = average_over_windows(x, windows, [lambda x_w, g=g: g(x_w, sigma) for g in guided])
+            return full_mask * full_given + (1 - full_mask) * estimate
 
         sampler = sampler or s.sampler
         schedule = student_sigmas if sampler == "renoise" else karras_sigmas  # few-step students: their own levels
         sigmas = schedule(steps or s.steps, s.sigma_min, s.sigma_max)
-        start = self.denoiser.net.start(cond["given"], cond["mask"])  # (1, F, c, H, W)
+        start = average_over_windows(full_given, windows, [lambda _, c=c: self._start(c) for c in conds])
         x = start + torch.randn((1, *given.shape), generator=generator) * sigmas[0]
         out = get_sampler(sampler)(model, x, sigmas, generator=generator, disable=progress is False)
         frames = out[0].clamp(-1, 1).expand(-1, 3, -1, -1)

@@ -1,10 +1,11 @@
-"""Clips longer than a model's window: generate one window at a time, each continuing the last (MarDini-style
-autoregressive extension).
+"""Clips longer than a model's window, two ways (WINDOW_MODES):
 
-A native model is trained on clips of `num_frames` frames (its window). To make a longer clip, the first window
-is generated from what is given, then every next window is an extension: its first frames are the last frames
-made so far (given, so they stay unchanged) and the rest is new. Half a window of context keeps motion going
-in the same direction; the final window takes more context so it still has the trained length.
+- chain: one window at a time, each continuing the last (MarDini-style autoregressive extension). The first window
+  is generated from what is given, then every next window is an extension: its first frames are the last frames
+  made so far (given, so they stay unchanged) and the rest is new. Half a window of context keeps motion going in
+  the same direction; the final window takes more context so it still has the trained length.
+- multidiffusion: the whole clip in one sampling, every step averaged over overlapping windows
+  (lightvid.pipelines.multidiffusion), windows overlapping by half a window.
 """
 import sys
 
@@ -15,6 +16,24 @@ from lightvid.tasks import extend
 from lightvid.tasks.framespec import MAX_FRAMES
 
 from .native import NativePipeline
+
+WINDOW_MODES = ("chain", "multidiffusion")
+
+
+def continue_video_windows(pipe: NativePipeline, frames: torch.Tensor, total: int, fps: float, mode: str,
+                           progress: bool = True, **sample_args) -> torch.Tensor:
+    """`continue_video` by `mode` (WINDOW_MODES): (total, 3, H, W), the k given frames unchanged."""
+    if mode == "chain":
+        return continue_video(pipe, frames, total, fps, progress, **sample_args)
+    if mode != "multidiffusion":
+        raise LightvidError(f"window mode {mode!r} is not one of {', '.join(WINDOW_MODES)}")
+    k = frames.shape[0]
+    if not k <= total <= MAX_FRAMES:
+        raise LightvidError(f"cannot continue {k} frames to {total}: the result must have {k} to {MAX_FRAMES} frames")
+    if total == k:
+        return frames
+    return pipe(extend(frames, total - k, fps), progress=progress, overlap=pipe.settings.num_frames // 2,
+                **sample_args)
 
 
 def continue_video(pipe: NativePipeline, frames: torch.Tensor, total: int, fps: float, progress: bool = True,
