@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TASK_COMMANDS = ("animate", "interpolate", "extend", "loop")
-COMMANDS = (*TASK_COMMANDS, "generate", "eval", "flops", "train", "compress", "distill")
+COMMANDS = (*TASK_COMMANDS, "restyle", "generate", "eval", "flops", "train", "compress", "distill")
 
 # the good command line of each command, its option under test replaced or added by a case (the tiny model in
 # scratch/model samples in well under a second, so a case that slips past a check does not run for long)
@@ -35,6 +35,7 @@ BASE = {
     "interpolate": ["interpolate", "photo.png", "photo2.png", "-o", "out.mp4", "--model", "model"],
     "extend": ["extend", "clip.gif", "-o", "out.mp4", "--model", "model"],
     "loop": ["loop", "photo.png", "-o", "out.gif", "--model", "model"],
+    "restyle": ["restyle", "clip.gif", "-o", "out.mp4", "--model", "model"],
     # no SVD folder in scratch: every option is checked before the model folder is read (the cases say which
     # option the message must name, so a later "no such folder" cannot pass for the option's check)
     "generate": ["generate", "photo.png", "-o", "out.mp4", "--model", "svd", "--height", "64", "--width", "64"],
@@ -56,7 +57,9 @@ SAMPLING = {"--seed": BAD_SEED, "--steps": [*BAD_COUNT, "1001"], "--sampler": ["
             "--guidance": BAD_FLOAT, "--height": BAD_SIDE, "--width": BAD_SIDE}
 OPTIONS = {
     **{task: {"--frames": [*BAD_COUNT, "1025"], **SAMPLING} for task in ("animate", "interpolate", "loop")},
-    "extend": {"--new-frames": [*BAD_COUNT, "1024"], **SAMPLING},
+    "extend": {"--new-frames": [*BAD_COUNT, "1024"], "--windows": ["bogus", ""], **SAMPLING},
+    "restyle": {"--strength": [*BAD_FLOAT, "0", "-0.5", "1.5"], "--alpha": ["0.5"],  # --alpha without a style
+                **{k: v for k, v in SAMPLING.items() if k != "--guidance"}},
     "generate": {"--frames": [*BAD_COUNT, "1025"], "--steps": [*BAD_COUNT, "1001"], "--seed": BAD_SEED,
                  "--height": BAD_SIDE, "--width": BAD_SIDE, "--fps": ["0", "-1", "241", "abc", ""],
                  "--motion-bucket": ["-1", "1024", "abc"], "--noise-aug": [*BAD_FLOAT, "-0.5"],
@@ -78,14 +81,15 @@ COMBINED = [
     ("animate", ["--frames", "1024", "--height", "1024", "--width", "1024"], "frames"),  # a 1G-pixel video
     ("generate", ["--frames", "1024", "--height", "1024", "--width", "512"], "frames"),
     ("animate", ["--height", "15"], "--height"),  # not a multiple of the model's patch (2)
-    ("interpolate", ["--frames", "9"], "--frames"),  # longer than the model's window (5)
+    ("interpolate", ["--frames", "9"], "--frames"),  # longer than the model's window (5), --windows chain
+    ("restyle", ["--style-weights", "model", "--alpha", "1.5"], "--alpha"),
     ("loop", ["--frames", "5"], "--frames"),
     ("eval", ["--encoder", "photo.png"], "--encoder"),  # with --no-fd
     ("eval", ["--seed", str(2**63 - 1), "--clips", "2"], "--seed"),  # the second clip's seed overflows
 ]
 
 INPUTS = {  # command -> the positions in BASE of its input files
-    "animate": [1], "interpolate": [1, 2], "extend": [1], "loop": [1], "generate": [1],
+    "animate": [1], "interpolate": [1, 2], "extend": [1], "loop": [1], "restyle": [1], "generate": [1],
 }
 BAD_IMAGES = ["missing.png", "empty.png", "garbage.png", "truncated.png", "notes.txt", "adir", "", "photo.png/x.png"]
 BAD_VIDEOS = ["missing.mp4", "empty.mp4", "garbage.mp4", "truncated.gif", "notes.txt", "emptydir", "garbagedir",
@@ -159,12 +163,12 @@ def cases(seed: int = 0) -> list[Case]:
             Case("arguments", ("compress", "--model", "model")), Case("arguments", ("distill", "-o", "student")),
             Case("arguments", ("generate", "photo.png", "-o", "out.mp4"))]
     for command, positions in INPUTS.items():
-        bad = BAD_VIDEOS if command == "extend" else BAD_IMAGES
+        bad = BAD_VIDEOS if command in ("extend", "restyle") else BAD_IMAGES
         for index in positions:
             out += [Case("input file", tuple(_replace(command, index, v))) for v in bad]
     out.append(Case("input file", ("extend", "clip.gif", "-o", "out.mp4", "--model", "model", "--new-frames",
                                    "1023")))  # too many frames in all
-    for command in (*TASK_COMMANDS, "generate"):
+    for command in (*TASK_COMMANDS, "restyle", "generate"):
         out += [Case("output", tuple(_with(command, "-o", v))) for v in VIDEO_OUTPUTS]
     out += [Case("output", ("extend", "clip.gif", "-o", "clip.gif", "--model", "model")),  # the input itself
             Case("output", ("interpolate", "photo.png", "photo2.png", "-o", "photo2.png", "--model", "model")),
@@ -175,7 +179,7 @@ def cases(seed: int = 0) -> list[Case]:
     out.append(Case("output", ("compress", "--model", "model", "-o", "model", "--finetune-steps", "0")))
     out.append(Case("output", ("compress", "--model", "model", "-o", "small", "--work-dir", "photo.png")))
     out += [Case("output", tuple(_with("eval", "-o", v))) for v in EVAL_OUTPUTS]
-    for command in ("animate", "eval", "compress", "distill", "flops", "interpolate"):
+    for command in ("animate", "eval", "compress", "distill", "flops", "interpolate", "restyle"):
         out += [Case("model folder", tuple(_with(command, "--model", m))) for m in BAD_MODELS
                 if command != "flops" or m not in FLOPS_READABLE]
     out += [Case("model folder", tuple(_with("generate", "--model", m))) for m in BAD_SVD]

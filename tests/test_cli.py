@@ -32,6 +32,9 @@ def photo(tmp_path):
     *[(task, ["--output", "--model", "--frames" if task != "extend" else "--new-frames", "--seed", "--steps",
               "--sampler", "--guidance", "--height", "--width", "--gif", "--bf16"])
       for task in ("animate", "interpolate", "extend", "loop")],
+    ("restyle", ["--output", "--model", "--strength", "--style-weights", "--alpha", "--seed", "--steps", "--sampler",
+                 "--height", "--width", "--gif"]),
+    *[(task, ["--windows"]) for task in ("animate", "interpolate", "extend")],
     ("eval", ["--task", "--model", "--clips", "--seed", "--steps", "--sampler", "--bf16", "--dataset", "--split",
               "--encoder", "--no-fd", "--i3d", "--output", "--json"]),
 ])
@@ -49,11 +52,12 @@ def test_every_option_is_explained(capsys, command, options):
 def test_top_level_help_lists_commands(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and all(command in out for command in ("generate", "flops", "train", "compress", "distill",
-                                                       "animate", "interpolate", "extend", "loop", "eval"))
+                                                       "animate", "interpolate", "extend", "loop", "eval",
+                                                       "restyle"))
 
 
 @pytest.mark.parametrize("command", ["flops", "compress", "distill", "animate", "interpolate", "extend", "loop",
-                                     "eval"])
+                                     "eval", "restyle"])
 def test_model_help_lists_every_embedded_model(capsys, command):
     from lightvid.weights import EMBEDDED
     code, out, _ = run(capsys, command, "--help")
@@ -69,7 +73,8 @@ def test_shared_options_have_one_help_text(capsys):
         text = " ".join(re.sub(r"[│╭╮╰╯─*]", " ", out).split())
         return text.split(f"{option} ", 1)[1].split(" --", 1)[0]
     for option in ("--output", "--seed", "--gif"):
-        assert len({option_help(c, option) for c in ("generate", "animate", "interpolate", "extend", "loop")}) == 1
+        assert len({option_help(c, option) for c in ("generate", "animate", "interpolate", "extend", "loop",
+                                                     "restyle")}) == 1
     assert option_help("flops", "--json") == option_help("eval", "--json")
 
 

@@ -156,6 +156,15 @@ def check_runtime(runtime: str, dtype: torch.dtype = torch.float32) -> None:
                             "with --quantize int8); --bf16 applies to the torch runtime only")
 
 
+def restyle_sigma(strength: float, sigma_min: float, sigma_max: float, rho: float = 7.0) -> float:
+    """The noise level at `strength` in (0, 1] of the way from sigma_min up to sigma_max, in Karras' rho-ramp (the
+    spacing the samplers step in): 1 gives sigma_max, values near 0 a level just above sigma_min."""
+    if not 0 < strength <= 1:
+        raise LightvidError(f"strength must be in (0, 1], got {strength}")
+    low, high = sigma_min ** (1 / rho), sigma_max ** (1 / rho)
+    return max((low + strength * (high - low)) ** rho, sigma_min * (1 + 1e-3))  # above sigma_min: a real step
+
+
 class NativePipeline:
     def __init__(self, unet: Network, settings: NativeSettings, facts: dict | None = None):
         expected = settings.conditioning.channels(settings.data_channels, settings.patch)
@@ -262,8 +271,13 @@ class NativePipeline:
     @torch.no_grad()
     def __call__(self, spec: FrameSpec, steps: int | None = None, sampler: str | None = None,
                  guidance: float = 1.0, generator: torch.Generator | None = None,
-                 progress: bool | None = None, overlap: int | None = None) -> torch.Tensor:
+                 progress: bool | None = None, overlap: int | None = None, init: torch.Tensor | None = None,
+                 strength: float = 1.0) -> torch.Tensor:
         """Generate the frames `spec` does not give: returns (output_frames, 3, H, W) in [-1, 1].
+
+        init, strength: SDEdit (Meng et al. 2022). init (F, 3, H, W) in [-1, 1], a clip of the spec's size, is
+        noised to the level `strength` of the way up the model's schedule (restyle_sigma) and denoised from there
+        in `steps` steps: strength 1 is generation from pure noise, lower keeps more of init.
 
         overlap: None, the network sees every frame of the spec at once; an int O, a spec longer than the model's
         window is sampled by temporal MultiDiffusion (lightvid.pipelines.multidiffusion) over windows of the
@@ -292,8 +306,15 @@ class NativePipeline:
 
         sampler = sampler or s.sampler
         schedule = student_sigmas if sampler == "renoise" else karras_sigmas  # few-step students: their own levels
-        sigmas = schedule(steps or s.steps, s.sigma_min, s.sigma_max)
-        start = average_over_windows(full_given, windows, [lambda _, c=c: self._start(c) for c in conds])
+        top = s.sigma_max if init is None else restyle_sigma(strength, s.sigma_min, s.sigma_max)
+        sigmas = schedule(steps or s.steps, s.sigma_min, top)
+        if init is None:
+            start = average_over_windows(full_given, windows, [lambda _, c=c: self._start(c) for c in conds])
+        else:
+            if init.shape != (frames, 3, *given.shape[-2:]):
+                raise LightvidError(f"the clip to restyle is {tuple(init.shape)}, the spec needs "
+                                    f"{(frames, 3, *given.shape[-2:])}")
+            start = (init.mean(dim=1, keepdim=True) if s.data_channels == 1 else init)[None]
         x = start + torch.randn((1, *given.shape), generator=generator) * sigmas[0]
         out = get_sampler(sampler)(model, x, sigmas, generator=generator, disable=progress is False)
         frames = out[0].clamp(-1, 1).expand(-1, 3, -1, -1)
