@@ -103,6 +103,20 @@ def test_interpolate_extend_loop_through_the_handlers(tmp_path, models_dir):
     assert read_video_uint8(web.loop(first, "tiny", 0, 0, 1))[0].shape[0] == 4  # default: window 5 - 1
     write_video(np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8), tmp_path / "in.mp4", fps=8)
     assert read_video_uint8(web.extend(str(tmp_path / "in.mp4"), "tiny", 3, 0, 0))[0].shape[0] == 9  # 2 steps
+    # past the window: interpolation by multidiffusion; restyle keeps the frame count
+    assert read_video_uint8(web.interpolate(first, last, "tiny", 8, 0, 1, "torch", "multidiffusion"))[0].shape[0] == 8
+    assert read_video_uint8(web.restyle(str(tmp_path / "in.mp4"), "tiny", 0.5, 0, 1))[0].shape[0] == 6
+
+
+def test_web_restyle_equals_the_cli(capsys, tmp_path, models_dir):
+    from cli_run import run
+    web = WebTasks(find_models([models_dir]), Limits(), keep=kept_in(tmp_path))
+    write_video(np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8), tmp_path / "in.mp4", fps=8)
+    result = web.restyle(str(tmp_path / "in.mp4"), "tiny", 0.3, 5, 0)
+    code, _, err = run(capsys, "restyle", tmp_path / "in.mp4", "-o", tmp_path / "cli.mp4", "--model",
+                       models_dir / "tiny", "--strength", "0.3", "--seed", "5")
+    assert code == 0, err
+    assert Path(result).read_bytes() == (tmp_path / "cli.mp4").read_bytes()
 
 
 @pytest.mark.parametrize("call,message", [
@@ -111,7 +125,12 @@ def test_interpolate_extend_loop_through_the_handlers(tmp_path, models_dir):
     (lambda web, img: web.animate(img, "tiny", 0, 0, 51), "Steps must be 1 to 50 (this app's limit), got 51"),
     (lambda web, img: web.animate(img, "tiny", 0, 2**32, 0), "Seed must be a whole number from 0 to 4294967295"),
     (lambda web, img: web.interpolate(img, img, "tiny", 6, 0, 0), "Frames must be 3 to 5 for interpolation with "
-     "tiny (its window is 5 frames), got 6"),
+     "tiny and Windows chain (its window is 5 frames), got 6"),
+    (lambda web, img: web.animate(img, "tiny", 0, 0, 0, "torch", "tiles"), "Windows: pick one of chain, "
+     "multidiffusion"),
+    (lambda web, img: web.restyle(None, "tiny", 0.5, 0, 0), "Upload a video first"),
+    (lambda web, img: web.restyle(img, "tiny", 0, 0, 0), "Strength must be more than 0 and at most 1, got 0"),
+    (lambda web, img: web.restyle(img, "tiny", 0.5, 0, 0, runtime="onnx"), "restyle runs with torch"),
     (lambda web, img: web.loop(img, "tiny", 5, 0, 0), "Frames must be 3 to 4 for a loop with tiny"),
     (lambda web, img: web.extend(None, "tiny", 0, 0, 0), "Upload a video first"),
     (lambda web, img: web.animate(img, "tiny", 0, 0, 0, runtime="tensorflow"), "Runtime: pick one of torch"),

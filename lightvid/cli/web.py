@@ -1,6 +1,7 @@
-"""`lightvid serve`: the web app (Gradio). A tab for each of animate, interpolate, extend and loop, a model picker,
-seed and steps; each request runs the CLI's own command function (web_tasks.py), so a result equals the CLI's for
-the same seed. One queue for every tab, `--concurrency` requests sampling at a time (sampling uses every core).
+"""`lightvid serve`: the web app (Gradio). A tab for each of animate, interpolate, extend, loop and restyle, a model
+picker, seed, steps, runtime and window mode; each request runs the CLI's own command function (web_tasks.py), so a
+result equals the CLI's for the same seed. One queue for every tab, `--concurrency` requests sampling at a time
+(sampling uses every core).
 
 Offline and private by default: it listens on 127.0.0.1, makes no share link, sends no analytics and loads
 nothing from outside (the page's fonts and scripts come from the gradio package). Gradio is imported inside the
@@ -19,25 +20,30 @@ from lightvid.errors import LightvidError
 
 from .app import app, check_range
 from .options import MAX_FRAMES, MAX_STEPS
-from .web_tasks import MAX_WEB_SEED, RUNTIMES, Limits, ModelInfo, WebTasks, find_models
+from .web_tasks import MAX_WEB_SEED, RUNTIMES, WINDOW_MODES, Limits, ModelInfo, WebTasks, find_models
 
 MAX_CONCURRENCY, MAX_QUEUE, MAX_UPLOAD_MB = 64, 1000, 1024
 CLI_MEGAPIXELS = 50  # lightvid.io.MAX_IMAGE_PIXELS: the CLI's command functions refuse larger frames anyway
 CACHE_SECONDS = 3600  # gradio deletes its copies of uploads and results after an hour (checked hourly)
 
-# (task, tab title, what it does, its uploads as (kind, label), its frame-count field and that field's help). The
-# page's number fields cannot be empty (a cleared one sends 0), so 0 stands for the model's default.
+# (task, tab title, what it does, its uploads as (kind, label), its number field (a frame count, or restyle's
+# strength) and that field's help). The page's number fields cannot be empty (a cleared one sends 0), so 0 stands
+# for the model's default frame count.
 TABS = [
     ("animate", "Animate", "The photo is the first frame; the model makes the motion that follows.",
-     [("image", "Photo")], "Frames", "2 to {frames}; 0: the model's window (longer videos: one window at a time)"),
+     [("image", "Photo")], "Frames", "2 to {frames}; 0: the model's window (longer videos: as Windows says)"),
     ("interpolate", "Interpolate", "In-between frames from the first frame to the last (both ends included).",
-     [("image", "First frame"), ("image", "Last frame")], "Frames", "3 to the model's window; 0: the window"),
+     [("image", "First frame"), ("image", "Last frame")], "Frames", "3 to the model's window (to {frames} with "
+     "Windows multidiffusion); 0: the window"),
     ("extend", "Extend", "The video, resampled to the model's frame rate and size, then new frames.",
      [("video", "Video")], "New frames", "the video's frames and the new ones: at most {frames} in all; 0: half the "
      "model's window"),
     ("loop", "Loop", "A seamless loop: played on repeat, the last frame leads back to the first.",
      [("image", "First frame")], "Frames", "one period: 3 to the model's window - 1; 0: window - 1"),
+    ("restyle", "Restyle", "The video redrawn by the model (SDEdit): noised to Strength, denoised with nothing "
+     "given.", [("video", "Video")], "Strength", "more than 0, at most 1: how much is redrawn (1: everything)"),
 ]
+FIELD_DEFAULTS = {"restyle": 0.5}  # the number field's value when the page opens (0 for the frame counts)
 
 
 def build_app(models: dict[str, ModelInfo] | None = None, limits: Limits = Limits(), concurrency: int = 1,
@@ -63,6 +69,9 @@ def build_app(models: dict[str, ModelInfo] | None = None, limits: Limits = Limit
             runtime = gr.Radio(list(RUNTIMES), value=RUNTIMES[0], label="Runtime", elem_id="runtime",
                                info="torch: the exact reference; onnx / executorch: onnxruntime / the ExecuTorch "
                                "runtime, where the model folder holds that export (`lightvid export`)")
+            windows = gr.Radio(list(WINDOW_MODES), value=WINDOW_MODES[0], label="Windows", elem_id="windows",
+                               info="beyond the model's window: chain (each window continues the last) or "
+                               "multidiffusion (all windows at once, averaged every step)")
         with gr.Tabs():
             for task, title, about, uploads, frames_label, frames_help in TABS:
                 with gr.Tab(title, id=task):
@@ -71,7 +80,8 @@ def build_app(models: dict[str, ModelInfo] | None = None, limits: Limits = Limit
                         with gr.Column():
                             files = [_upload(gr, kind, label, f"{task}-input-{i}")
                                      for i, (kind, label) in enumerate(uploads)]
-                            frames = gr.Number(0, precision=0, label=frames_label, elem_id=f"{task}-frames",
+                            frames = gr.Number(FIELD_DEFAULTS.get(task, 0), precision=None if task == "restyle"
+                                               else 0, label=frames_label, elem_id=f"{task}-frames",
                                                info=frames_help.format(frames=limits.frames))
                             button = gr.Button(title, variant="primary", elem_id=f"{task}-run")
                         with gr.Column():  # element ids: for the browser tests
@@ -80,9 +90,9 @@ def build_app(models: dict[str, ModelInfo] | None = None, limits: Limits = Limit
                             download = gr.File(label="Download (mp4)", interactive=False, elem_id=f"{task}-download")
                     # every result is copied into gradio's cache by the output video before its folder goes
                     web = WebTasks(models, limits, keep=video.move_resource_to_block_cache)
-                    button.click(_handler(task, web, gr), [*files, model, frames, seed, steps, runtime],
+                    button.click(_handler(task, web, gr), [*files, model, frames, seed, steps, runtime, windows],
                                  [video, download], api_name=task, concurrency_limit=concurrency,
-                                 concurrency_id="sampling")  # one limit shared by the four tabs
+                                 concurrency_id="sampling")  # one limit shared by the tabs
     return demo.queue(max_size=queue_size, default_concurrency_limit=concurrency)
 
 
@@ -108,19 +118,22 @@ def _handler(task: str, web: WebTasks, gr):
     positionally and finds the progress tracker among the default arguments, so each task has explicit ones."""
     progress = gr.Progress(track_tqdm=True)  # the samplers' tqdm bars become the page's progress bar
 
-    def animate(image, model, frames, seed, steps, runtime, progress=progress):
-        return (web.animate(image, model, frames, seed, steps, runtime),) * 2
+    def animate(image, model, frames, seed, steps, runtime, windows, progress=progress):
+        return (web.animate(image, model, frames, seed, steps, runtime, windows),) * 2
 
-    def interpolate(first, last, model, frames, seed, steps, runtime, progress=progress):
-        return (web.interpolate(first, last, model, frames, seed, steps, runtime),) * 2
+    def interpolate(first, last, model, frames, seed, steps, runtime, windows, progress=progress):
+        return (web.interpolate(first, last, model, frames, seed, steps, runtime, windows),) * 2
 
-    def extend(video, model, new_frames, seed, steps, runtime, progress=progress):
-        return (web.extend(video, model, new_frames, seed, steps, runtime),) * 2
+    def extend(video, model, new_frames, seed, steps, runtime, windows, progress=progress):
+        return (web.extend(video, model, new_frames, seed, steps, runtime, windows),) * 2
 
-    def loop(image, model, frames, seed, steps, runtime, progress=progress):
+    def loop(image, model, frames, seed, steps, runtime, windows, progress=progress):  # a loop is one window
         return (web.loop(image, model, frames, seed, steps, runtime),) * 2
 
-    return {"animate": animate, "interpolate": interpolate, "extend": extend, "loop": loop}[task]
+    def restyle(video, model, strength, seed, steps, runtime, windows, progress=progress):  # always multidiffusion
+        return (web.restyle(video, model, strength, seed, steps, runtime),) * 2
+
+    return {"animate": animate, "interpolate": interpolate, "extend": extend, "loop": loop, "restyle": restyle}[task]
 
 
 def launch(demo, host: str = "127.0.0.1", port: int = 7860, upload_mb: int = Limits.upload_mb) -> None:
@@ -155,8 +168,8 @@ def serve(host: Annotated[str, typer.Option(help="The address to listen on. 127.
                                                   f"whole), 3 to {MAX_FRAMES}.")] = Limits.frames,
           max_steps: Annotated[int, typer.Option(help="Most sampling steps of a request (given, or a model's "
                                                  f"default), 1 to {MAX_STEPS}.")] = Limits.steps):
-    """Serve the web app: animate, interpolate, extend and loop in the browser, with the embedded models and the
-    --models folders. Results equal the CLI's for the same seed. Ctrl-C stops it."""
+    """Serve the web app: animate, interpolate, extend, loop and restyle in the browser, with the embedded models and
+    the --models folders. Results equal the CLI's for the same seed. Ctrl-C stops it."""
     check_range("--port", port, 1, 65535)
     check_range("--concurrency", concurrency, 1, MAX_CONCURRENCY)
     check_range("--queue-size", queue_size, 1, MAX_QUEUE)

@@ -15,10 +15,14 @@ from pathlib import Path
 from lightvid.errors import LightvidError
 from lightvid.weights import EMBEDDED, model_folder
 
-from . import tasks
+from . import restyle, tasks
 from .options import RUNTIME_NAMES as RUNTIMES
+from .options import WINDOW_MODE_NAMES as WINDOW_MODES
 
 PIPELINE_FILE = "pipeline.json"  # what makes a folder a native model (lightvid.pipelines.native)
+
+COMMANDS = {"animate": tasks.animate, "interpolate": tasks.interpolate, "extend": tasks.extend, "loop": tasks.loop,
+            "restyle": restyle.restyle}  # the CLI's command functions the tabs call
 # The browser's number fields hold doubles: integers above 2^53 would arrive rounded, and the same seed would not
 # give the CLI's video. 2^32 - 1 keeps the field short and every seed exact.
 MAX_WEB_SEED = 2**32 - 1
@@ -85,30 +89,43 @@ def _info(model: str) -> ModelInfo:
 
 
 class WebTasks:
-    """The four tasks as the web app runs them. `keep(path) -> str` copies a finished video to where the server
+    """The tasks as the web app runs them. `keep(path) -> str` copies a finished video to where the server
     serves it from (gradio's cache) before its temporary folder is deleted."""
 
     def __init__(self, models: dict[str, ModelInfo], limits: Limits, keep: Callable[[Path], str]):
         self.models, self.limits, self.keep = models, limits, keep
 
-    def animate(self, image, model, frames, seed, steps, runtime="torch") -> str:
+    def animate(self, image, model, frames, seed, steps, runtime="torch", windows="chain") -> str:
         info, frames = self._model(model), _given(frames)
         _count("Frames", frames, info.window, 2, self.limits.frames, "(this app's limit)")
         return self._run("animate", {"image": self._image(image, "a photo")}, info, seed, steps, runtime,
-                         frames=frames)
+                         frames=frames, windows=_windows(windows))
 
-    def interpolate(self, first, last, model, frames, seed, steps, runtime="torch") -> str:
+    def interpolate(self, first, last, model, frames, seed, steps, runtime="torch", windows="chain") -> str:
         info, frames = self._model(model), _given(frames)
-        _count("Frames", frames, info.window, 3, min(info.window, self.limits.frames),
-               f"for interpolation with {model} (its window is {info.window} frames)")
+        if _windows(windows) == "chain":
+            _count("Frames", frames, info.window, 3, min(info.window, self.limits.frames),
+                   f"for interpolation with {model} and Windows chain (its window is {info.window} frames)")
+        else:
+            _count("Frames", frames, info.window, 3, self.limits.frames, "(this app's limit)")
         uploads = {"first": self._image(first, "the first frame"), "last": self._image(last, "the last frame")}
-        return self._run("interpolate", uploads, info, seed, steps, runtime, frames=frames)
+        return self._run("interpolate", uploads, info, seed, steps, runtime, frames=frames, windows=windows)
 
-    def extend(self, video, model, new_frames, seed, steps, runtime="torch") -> str:
+    def extend(self, video, model, new_frames, seed, steps, runtime="torch", windows="chain") -> str:
         info, new_frames = self._model(model), _given(new_frames)
         new = _count("New frames", new_frames, info.window // 2, 1, self.limits.frames - 1, "(this app's limit)")
         upload = self._video(video, info, new)
-        return self._run("extend", {"video": upload}, info, seed, steps, runtime, new_frames=new_frames)
+        return self._run("extend", {"video": upload}, info, seed, steps, runtime, new_frames=new_frames,
+                         windows=_windows(windows))
+
+    def restyle(self, video, model, strength, seed, steps, runtime="torch") -> str:
+        info = self._model(model)
+        if runtime != "torch":
+            raise _error("Runtime: restyle runs with torch (it loads the model's own weights)")
+        if isinstance(strength, bool) or not isinstance(strength, int | float) or not 0 < strength <= 1:
+            raise _error(f"Strength must be more than 0 and at most 1, got {strength!r}")
+        upload = self._video(video, info, 0)
+        return self._run("restyle", {"video": upload}, info, seed, steps, None, strength=float(strength))
 
     def loop(self, image, model, frames, seed, steps, runtime="torch") -> str:
         info, frames = self._model(model), _given(frames)
@@ -168,15 +185,22 @@ class WebTasks:
         elif info.default_steps > self.limits.steps:
             raise _error(f"Steps: this model samples {info.default_steps} steps by default, more than this app's "
                          f"limit of {self.limits.steps}: give Steps")
-        if runtime not in RUNTIMES:
+        if runtime is not None and runtime not in RUNTIMES:
             raise _error(f"Runtime: pick one of {', '.join(RUNTIMES)}, got {runtime!r}")
+        # restyle (runtime None) takes neither guidance nor a runtime; the tasks take both
+        options = {} if runtime is None else {"guidance": 1.0, "bf16": False, "runtime": runtime}
         with tempfile.TemporaryDirectory(prefix="lightvid-web-") as folder:
             output = Path(folder) / f"lightvid-{command}-seed{seed}.mp4"
             with _shown_as_uploaded(*uploads.values(), result=folder):
-                getattr(tasks, command)(**uploads, output=str(output), model=info.model, seed=seed, steps=steps,
-                                        sampler=None, guidance=1.0, height=None, width=None, gif=False, bf16=False,
-                                        runtime=runtime, **frames)
+                COMMANDS[command](**uploads, output=str(output), model=info.model, seed=seed, steps=steps,
+                                  sampler=None, height=None, width=None, gif=False, **options, **frames)
             return self.keep(output)
+
+
+def _windows(mode) -> str:
+    if mode not in WINDOW_MODES:
+        raise _error(f"Windows: pick one of {', '.join(WINDOW_MODES)}, got {mode!r}")
+    return mode
 
 
 def _given(value):
