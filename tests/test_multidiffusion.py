@@ -38,11 +38,13 @@ def test_the_average_of_a_per_frame_estimate_is_that_estimate():
     x = torch.randn(2, 13, 3, 4, 4)
     windows = temporal_windows(13, 5, 3)
     got = average_over_windows(x, windows, [torch.sin] * len(windows))
-    # each frame is the mean of 1 to 3 equal values: a rounding of the sum and one of the division
-    assert (got - torch.sin(x)).abs().max() <= 4 * EPS32
-    # and a frame covered by two windows gets the mean of their two estimates
+    # each frame is a weighted mean of 1 to 3 equal values: roundings of the products, the sum and the division
+    assert (got - torch.sin(x)).abs().max() <= 8 * EPS32
+    # a frame covered by two windows: the mean weighted by its place in each (ramps 1 2 3 2 1 over 5 frames)
     two = average_over_windows(x, [slice(0, 5), slice(3, 8)], [lambda v: v * 0, lambda v: v * 0 + 1])
-    assert torch.equal(two[:, 3:5], torch.full_like(x[:, 3:5], 0.5)) and torch.equal(two[:, 5:8], 1 + 0 * x[:, 5:8])
+    assert torch.allclose(two[:, 3], torch.full_like(x[:, 3], 1 / 3), atol=EPS32)  # weights 2 (first), 1 (second)
+    assert torch.allclose(two[:, 4], torch.full_like(x[:, 4], 2 / 3), atol=EPS32)  # weights 1, 2
+    assert torch.equal(two[:, :3], 0 * x[:, :3]) and torch.equal(two[:, 5:8], 1 + 0 * x[:, 5:8])
 
 
 def _frame_wise_pipeline() -> NativePipeline:
@@ -64,8 +66,11 @@ def test_multidiffusion_equals_plain_sampling_for_a_frame_wise_network():
     spec = interpolate(first, last, 13, 8)  # 13 frames, windows of 5 overlapping by 2
     plain = pipe(spec, generator=torch.Generator().manual_seed(3), progress=False)
     windowed = pipe(spec, generator=torch.Generator().manual_seed(3), progress=False, overlap=2)
-    # the same per-frame estimates, averaged over 1-3 windows (one rounding each), through 3 Euler steps
-    assert (windowed - plain).abs().max() <= 64 * EPS32
+    # the same per-frame estimates, their weighted mean over 1-3 windows rounded (a few EPS32) at each of 3 Euler
+    # steps, which this random network amplifies: perturbing its output by 2 EPS32 moved the frames by 3.9e-5, and
+    # the windowed run differs by 2.1e-5 (176 EPS32); a wrong window, weight or slice would put another frame's
+    # estimate there, O(0.1-1) off
+    assert (windowed - plain).abs().max() <= 512 * EPS32
     assert torch.equal(windowed[0], first) and torch.equal(windowed[-1], last)
 
 
