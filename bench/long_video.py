@@ -8,6 +8,7 @@ difference, 8-bit levels) at the steps where windows meet against the steps insi
 and the CPU.
 """
 import argparse
+import itertools
 import json
 import subprocess
 import sys
@@ -20,6 +21,7 @@ import torch
 from lightvid.export.parity import cpu_name
 from lightvid.io import read_video
 from lightvid.pipelines.multidiffusion import temporal_windows
+from lightvid.pipelines.windows import chain_plan
 from lightvid.weights import model_folder
 
 CHILD = """
@@ -32,14 +34,10 @@ sys.exit(code)
 
 
 def chain_boundaries(total: int, window: int) -> list[int]:
-    """The frame indices i where step i-1 -> i crosses from one window's frames to the next (pipelines.windows)."""
-    made, starts = min(window, total), []
-    while made < total:
-        remaining = total - made
-        context = min(made, max(window // 2, window - remaining))
-        starts.append(made)
-        made += min(window - context, remaining)
-    return starts
+    """The frame indices i where step i-1 -> i crosses into the new frames of the next window of the chain that
+    `animate` samples (one frame given; pipelines.windows.chain_plan)."""
+    news = [new for _, new in chain_plan(1, total, window)]
+    return list(itertools.accumulate(news[:-1], initial=1))[1:]  # where each window after the first begins
 
 
 def md_boundaries(total: int, window: int) -> list[int]:

@@ -270,15 +270,9 @@ def export(
     (same seed and inputs; a float32 export under 35 dB is refused), and one network call timed in both runtimes.
     A model that ships a few-step student has it exported too.
     """
-    from lightvid.export import FORMATS, QUANTIZATIONS, export_model
+    from lightvid.export import check_export_options, export_model
 
-    if fmt not in FORMATS:
-        raise LightvidError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r} (LiteRT: see "
-                            "docs/export.md)")
-    if quantize not in QUANTIZATIONS:
-        raise LightvidError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
-    if quantize != "none" and fmt != "onnx":
-        raise LightvidError(f"--quantize {quantize} applies to --format onnx; the {fmt} export is float32")
+    check_export_options(fmt, quantize)  # before the output folder is checked: the options come first
     _check_folder_output(output, "-o/--output", overwrite, model)
     export_model(model, output, fmt, quantize, overwrite, log=typer.echo)
     typer.echo(f"wrote {output} (use it with --model {output} --runtime {fmt})")

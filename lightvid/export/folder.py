@@ -142,17 +142,22 @@ def _write_json(path: Path, value: dict) -> None:
         tmp.write_text(json.dumps(value, indent=2) + "\n")
 
 
+def check_export_options(fmt: str, quantize: str) -> None:
+    """--format and --quantize, alone and together (int8 is onnxruntime's)."""
+    if fmt not in FORMATS:
+        raise LightvidError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r} (LiteRT: see "
+                            "docs/export.md)")
+    if quantize not in QUANTIZATIONS:
+        raise LightvidError(f"--quantize must be one of {', '.join(QUANTIZATIONS)}, got {quantize!r}")
+    if quantize != "none" and fmt != "onnx":
+        raise LightvidError(f"--quantize {quantize} applies to --format onnx; the {fmt} export is float32")
+
+
 def export_model(model: str | Path, output: Path, fmt: str = "onnx", quantize: str = "none",
                  overwrite: bool = False, log: Callable[[str], None] = print) -> dict[str, dict]:
     """Write `output`: the model folder of `model` (an embedded name or a folder) with its network exported.
     Returns {folder name: export.json's contents} for the model and its student, if it ships one."""
-    if fmt not in FORMATS:
-        raise LightvidError(f"format {fmt!r} is not one of {', '.join(FORMATS)} (docs/export.md says why not "
-                            "LiteRT)")
-    if quantize not in QUANTIZATIONS:
-        raise LightvidError(f"quantization {quantize!r} is not one of {', '.join(QUANTIZATIONS)}")
-    if quantize != "none" and fmt != "onnx":
-        raise LightvidError(f"quantization {quantize} is for the onnx format; the {fmt} export is float32")
+    check_export_options(fmt, quantize)
     source = model_folder(model)
     if output.absolute().resolve().is_relative_to(source.resolve()):
         raise LightvidError(f"-o/--output {output}: inside the model folder {source}; export to a folder outside it")

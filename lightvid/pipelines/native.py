@@ -245,13 +245,13 @@ class NativePipeline:
         return net.conditioning.start(cond["hints"], net.prediction)
 
     def _window_conditioning(self, given: torch.Tensor, mask: torch.Tensor, windows: list[slice], guided: bool
-                             ) -> tuple[list[dict], list[dict]]:
+                             ) -> tuple[list[slice], list[dict], list[dict]]:
         """(cond, uncond) of every window that has frames to make, for MultiDiffusion. The hints come from the whole
         clip, sliced per window: a window with no given frame still gets its hint (the nearest given frame, or the
         flow interpolation between two), as the network was trained to have one. Offsets are clamped to the
-        window's length, the farthest the network saw in training. Windows of given frames only are dropped from
-        `windows` (in place): their frames are pinned to the given ones whatever the network says. guided: whether
-        classifier-free guidance needs the unconditional ones (else they are the conditional ones, unused)."""
+        window's length, the farthest the network saw in training. Windows of given frames only are dropped (the
+        windows kept are returned first): their frames are pinned to the given ones whatever the network says.
+        guided: whether classifier-free guidance needs the unconditional ones (else the conditional ones, unused)."""
         window = self.settings.num_frames
         hints = self.denoiser.net.hints(given, mask)
         hints = hints._replace(offset=hints.offset.clamp(1 - window, window - 1))
@@ -265,8 +265,7 @@ class NativePipeline:
             unconds.append({**zeros, "hints": self.denoiser.net.hints(zeros["given"], zeros["mask"])} if guided
                            else conds[-1])
             kept.append(w)
-        windows[:] = kept
-        return conds, unconds
+        return kept, conds, unconds
 
     @torch.no_grad()
     def __call__(self, spec: FrameSpec, steps: int | None = None, sampler: str | None = None,
@@ -297,7 +296,7 @@ class NativePipeline:
             conds = [{"given": full_given, "mask": full_mask}]
             uncond = [{k: torch.zeros_like(v) for k, v in conds[0].items()}]
         else:
-            conds, uncond = self._window_conditioning(full_given, full_mask, windows, guidance != 1)
+            windows, conds, uncond = self._window_conditioning(full_given, full_mask, windows, guidance != 1)
         guided = [cfg_model(self.denoiser, cond=c, uncond=u, scale=guidance) for c, u in zip(conds, uncond)]
 
         def model(x, sigma):  # given pixels are known exactly: the sampler state there stays given + σ·noise

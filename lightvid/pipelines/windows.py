@@ -36,6 +36,19 @@ def continue_video_windows(pipe: NativePipeline, frames: torch.Tensor, total: in
                 **sample_args)
 
 
+def chain_plan(given: int, total: int, window: int) -> list[tuple[int, int]]:
+    """(context, new) of each window a chain samples to continue `given` frames to `total`: the last `context`
+    frames made so far given, `new` frames made."""
+    plan, made = [], given
+    while made < total:
+        remaining = total - made
+        context = min(made, max(window // 2, window - remaining))
+        new = min(window - context, remaining)  # context <= window - 1 since remaining >= 1
+        plan.append((context, new))
+        made += new
+    return plan
+
+
 def continue_video(pipe: NativePipeline, frames: torch.Tensor, total: int, fps: float, progress: bool = True,
                    **sample_args) -> torch.Tensor:
     """Extend `frames` (k, 3, H, W) in [-1, 1] to `total` frames; the k given frames come back unchanged.
@@ -46,17 +59,10 @@ def continue_video(pipe: NativePipeline, frames: torch.Tensor, total: int, fps: 
     if not k <= total <= MAX_FRAMES:
         raise LightvidError(f"cannot continue {k} frames to {total}: the result must have {k} to {MAX_FRAMES} "
                             f"frames")
-    window = pipe.settings.num_frames
     video = list(frames)
-    windows = 0
-    while len(video) < total:
-        remaining = total - len(video)
-        context = min(len(video), max(window // 2, window - remaining))
-        new = min(window - context, remaining)  # context <= window - 1 since remaining >= 1
+    for number, (context, new) in enumerate(chain_plan(k, total, pipe.settings.num_frames), start=1):
         spec = extend(torch.stack(video[-context:]), new, fps)
-        windows += 1
         if progress:
-            print(f"window {windows}: {context} frames given, {new} new ({len(video) + new}/{total})", file=sys.stderr)
+            print(f"window {number}: {context} frames given, {new} new ({len(video) + new}/{total})", file=sys.stderr)
         video.extend(pipe(spec, progress=progress, **sample_args)[context:])
     return torch.stack(video)
-
