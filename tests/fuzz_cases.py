@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TASK_COMMANDS = ("animate", "interpolate", "extend", "loop")
-COMMANDS = (*TASK_COMMANDS, "restyle", "generate", "eval", "flops", "train", "compress", "distill")
+COMMANDS = (*TASK_COMMANDS, "restyle", "inpaint", "cinemagraph", "generate", "eval", "flops", "train", "compress",
+            "distill")
 
 # the good command line of each command, its option under test replaced or added by a case (the tiny model in
 # scratch/model samples in well under a second, so a case that slips past a check does not run for long)
@@ -36,6 +37,8 @@ BASE = {
     "extend": ["extend", "clip.gif", "-o", "out.mp4", "--model", "model"],
     "loop": ["loop", "photo.png", "-o", "out.gif", "--model", "model"],
     "restyle": ["restyle", "clip.gif", "-o", "out.mp4", "--model", "model"],
+    "inpaint": ["inpaint", "clip.gif", "mask.png", "-o", "out.mp4", "--model", "model"],
+    "cinemagraph": ["cinemagraph", "photo.png", "mask.png", "-o", "out.mp4", "--model", "model"],
     # no SVD folder in scratch: every option is checked before the model folder is read (the cases say which
     # option the message must name, so a later "no such folder" cannot pass for the option's check)
     "generate": ["generate", "photo.png", "-o", "out.mp4", "--model", "svd", "--height", "64", "--width", "64"],
@@ -60,6 +63,8 @@ OPTIONS = {
     "extend": {"--new-frames": [*BAD_COUNT, "1024"], "--windows": ["bogus", ""], **SAMPLING},
     "restyle": {"--strength": [*BAD_FLOAT, "0", "-0.5", "1.5"], "--alpha": ["0.5"],  # --alpha without a style
                 **{k: v for k, v in SAMPLING.items() if k != "--guidance"}},
+    "inpaint": {k: v for k, v in SAMPLING.items() if k != "--guidance"},
+    "cinemagraph": {"--frames": [*BAD_COUNT, "1025"], **{k: v for k, v in SAMPLING.items() if k != "--guidance"}},
     "generate": {"--frames": [*BAD_COUNT, "1025"], "--steps": [*BAD_COUNT, "1001"], "--seed": BAD_SEED,
                  "--height": BAD_SIDE, "--width": BAD_SIDE, "--fps": ["0", "-1", "241", "abc", ""],
                  "--motion-bucket": ["-1", "1024", "abc"], "--noise-aug": [*BAD_FLOAT, "-0.5"],
@@ -83,13 +88,14 @@ COMBINED = [
     ("animate", ["--height", "15"], "--height"),  # not a multiple of the model's patch (2)
     ("interpolate", ["--frames", "9"], "--frames"),  # longer than the model's window (5), --windows chain
     ("restyle", ["--style-weights", "model", "--alpha", "1.5"], "--alpha"),
-    ("loop", ["--frames", "5"], "--frames"),
+    ("loop", ["--frames", "1023", "--height", "1024", "--width", "1024"], "frames"),  # past the video pixel limit
     ("eval", ["--encoder", "photo.png"], "--encoder"),  # with --no-fd
     ("eval", ["--seed", str(2**63 - 1), "--clips", "2"], "--seed"),  # the second clip's seed overflows
 ]
 
 INPUTS = {  # command -> the positions in BASE of its input files
     "animate": [1], "interpolate": [1, 2], "extend": [1], "loop": [1], "restyle": [1], "generate": [1],
+    "inpaint": [1, 2], "cinemagraph": [1, 2],
 }
 BAD_IMAGES = ["missing.png", "empty.png", "garbage.png", "truncated.png", "notes.txt", "adir", "", "photo.png/x.png"]
 BAD_VIDEOS = ["missing.mp4", "empty.mp4", "garbage.mp4", "truncated.gif", "notes.txt", "emptydir", "garbagedir",
@@ -163,12 +169,15 @@ def cases(seed: int = 0) -> list[Case]:
             Case("arguments", ("compress", "--model", "model")), Case("arguments", ("distill", "-o", "student")),
             Case("arguments", ("generate", "photo.png", "-o", "out.mp4"))]
     for command, positions in INPUTS.items():
-        bad = BAD_VIDEOS if command in ("extend", "restyle") else BAD_IMAGES
         for index in positions:
-            out += [Case("input file", tuple(_replace(command, index, v))) for v in bad]
+            video = (command in ("extend", "restyle", "inpaint") and index == 1) or (command, index) == ("inpaint", 2)
+            out += [Case("input file", tuple(_replace(command, index, v))) for v in (BAD_VIDEOS if video
+                                                                                     else BAD_IMAGES)]
+    out += [Case("input file", tuple(_replace(c, 2, m))) for c in ("inpaint", "cinemagraph")
+            for m in ("photo.png", "blank.png", "small.png")]  # a colour picture, no white, another size
     out.append(Case("input file", ("extend", "clip.gif", "-o", "out.mp4", "--model", "model", "--new-frames",
                                    "1023")))  # too many frames in all
-    for command in (*TASK_COMMANDS, "restyle", "generate"):
+    for command in (*TASK_COMMANDS, "restyle", "inpaint", "cinemagraph", "generate"):
         out += [Case("output", tuple(_with(command, "-o", v))) for v in VIDEO_OUTPUTS]
     out += [Case("output", ("extend", "clip.gif", "-o", "clip.gif", "--model", "model")),  # the input itself
             Case("output", ("interpolate", "photo.png", "photo2.png", "-o", "photo2.png", "--model", "model")),
@@ -179,7 +188,7 @@ def cases(seed: int = 0) -> list[Case]:
     out.append(Case("output", ("compress", "--model", "model", "-o", "model", "--finetune-steps", "0")))
     out.append(Case("output", ("compress", "--model", "model", "-o", "small", "--work-dir", "photo.png")))
     out += [Case("output", tuple(_with("eval", "-o", v))) for v in EVAL_OUTPUTS]
-    for command in ("animate", "eval", "compress", "distill", "flops", "interpolate", "restyle"):
+    for command in ("animate", "eval", "compress", "distill", "flops", "interpolate", "restyle", "inpaint"):
         out += [Case("model folder", tuple(_with(command, "--model", m))) for m in BAD_MODELS
                 if command != "flops" or m not in FLOPS_READABLE]
     out += [Case("model folder", tuple(_with("generate", "--model", m))) for m in BAD_SVD]
@@ -231,6 +240,11 @@ def make_scratch(folder: Path) -> Path:
     pictures[0].save(folder / "photo.png")
     pictures[1].save(folder / "photo2.png")
     pictures[0].save(folder / "clip.gif", save_all=True, append_images=pictures[1:], duration=100, loop=0)
+    mask = np.zeros((40, 60), np.uint8)
+    mask[10:30, 20:40] = 255
+    Image.fromarray(mask).save(folder / "mask.png")  # the size of the photos and of the clip's frames
+    Image.fromarray(mask * 0).save(folder / "blank.png")
+    Image.fromarray(mask[:20]).save(folder / "small.png")
     (folder / "frames").mkdir()
     for i, p in enumerate(pictures[:3]):
         p.save(folder / "frames" / f"frame_{i:05d}.png")

@@ -34,7 +34,11 @@ def photo(tmp_path):
       for task in ("animate", "interpolate", "extend", "loop")],
     ("restyle", ["--output", "--model", "--strength", "--style-weights", "--alpha", "--seed", "--steps", "--sampler",
                  "--height", "--width", "--gif"]),
-    *[(task, ["--windows"]) for task in ("animate", "interpolate", "extend")],
+    *[(task, ["--windows"]) for task in ("animate", "interpolate", "extend", "loop")],
+    ("inpaint", ["--output", "--model", "--seed", "--steps", "--sampler", "--height", "--width", "--gif", "--bf16",
+                 "--runtime"]),
+    ("cinemagraph", ["--output", "--model", "--frames", "--seed", "--steps", "--sampler", "--height", "--width",
+                     "--gif", "--bf16", "--runtime"]),
     ("eval", ["--task", "--model", "--clips", "--seed", "--steps", "--sampler", "--bf16", "--dataset", "--split",
               "--encoder", "--no-fd", "--i3d", "--output", "--json"]),
 ])
@@ -53,11 +57,11 @@ def test_top_level_help_lists_commands(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and all(command in out for command in ("generate", "flops", "train", "compress", "distill",
                                                        "animate", "interpolate", "extend", "loop", "eval",
-                                                       "restyle"))
+                                                       "restyle", "inpaint", "cinemagraph"))
 
 
 @pytest.mark.parametrize("command", ["flops", "compress", "distill", "animate", "interpolate", "extend", "loop",
-                                     "eval", "restyle"])
+                                     "eval", "restyle", "inpaint", "cinemagraph"])
 def test_model_help_lists_every_embedded_model(capsys, command):
     from lightvid.weights import EMBEDDED
     code, out, _ = run(capsys, command, "--help")
@@ -74,7 +78,7 @@ def test_shared_options_have_one_help_text(capsys):
         return text.split(f"{option} ", 1)[1].split(" --", 1)[0]
     for option in ("--output", "--seed", "--gif"):
         assert len({option_help(c, option) for c in ("generate", "animate", "interpolate", "extend", "loop",
-                                                     "restyle")}) == 1
+                                                     "restyle", "inpaint", "cinemagraph")}) == 1
     assert option_help("flops", "--json") == option_help("eval", "--json")
 
 

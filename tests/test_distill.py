@@ -25,6 +25,7 @@ from lightvid.train.distill import (
     generator_adversarial_loss,
     pseudo_huber,
 )
+from lightvid.train.objective import given_mask
 from native_fixtures import save_tiny_native, tiny_native
 
 
@@ -109,7 +110,8 @@ def _sample_gradient(pipe, clips, given, sample, teacher_target=None, calls=None
     if teacher_target is not None:
         distill._teacher_target = lambda *args: calls.append(args) or teacher_target
     leaf = sample.clone().requires_grad_()
-    loss, logs, _ = distill.generator_loss(lambda *args, **kwargs: leaf, clips, given, torch.Generator())
+    loss, logs, _ = distill.generator_loss(lambda *args, **kwargs: leaf, clips, given_mask(given, clips),
+                                           torch.Generator())
     loss.backward()
     expected = logs["adversarial_scale"] * logs["adversarial"] + cfg.reconstruction_weight * logs["reconstruction"]
     expected += cfg.teacher_weight * logs.get("teacher", 0.0)

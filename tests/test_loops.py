@@ -31,6 +31,24 @@ def test_a_loop_keeps_its_planned_way_out_and_returns_to_the_image():
                                    progress=False))  # period 2: the first pass is the whole loop
 
 
+@pytest.mark.parametrize("mode", ["chain", "multidiffusion"])
+def test_a_loop_longer_than_the_window_goes_out_as_mode_says_and_comes_back_by_multidiffusion(mode):
+    from lightvid.pipelines.windows import continue_video_windows
+
+    pipe = tiny_native(3, 2, frames=5, conditioning="flow", prediction="hint_residual")
+    image = torch.rand(3, 16, 16) * 2 - 1
+    out = sample_loop(pipe, image, 11, mode, generator=torch.Generator().manual_seed(3), progress=False)
+    assert out.shape == (11, 3, 16, 16) and torch.equal(out[0], image)
+    g = torch.Generator().manual_seed(3)  # pass by pass, the same generator
+    way_out = continue_video_windows(pipe, image[None], 6, 8.0, mode, progress=False, generator=g)
+    back = pipe(FrameSpec(12, 8.0, {**dict(enumerate(way_out)), 11: image}, drop_last=True), overlap=2,
+                generator=g, progress=False)
+    assert torch.equal(out[:6], way_out) and torch.equal(out, back)
+    # within the window, the mode changes nothing
+    short = sample_loop(pipe, image, 4, mode, generator=torch.Generator().manual_seed(3), progress=False)
+    assert torch.equal(short, sample_loop(pipe, image, 4, generator=torch.Generator().manual_seed(3), progress=False))
+
+
 def test_the_loop_command_and_eval_make_loops_in_two_passes(capsys, monkeypatch, tmp_path):
     import numpy as np
     from cli_run import run
@@ -50,6 +68,10 @@ def test_the_loop_command_and_eval_make_loops_in_two_passes(capsys, monkeypatch,
     given = torch.from_numpy(frames[0]).permute(2, 0, 1).float() / 127.5 - 1
     expected = sample_loop(pipe, given, 4, generator=torch.Generator().manual_seed(7), progress=False)
     assert np.array_equal(frames, ((expected + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).numpy())
+
+    code, out, err = run(capsys, "loop", tmp_path / "in.png", "-o", f"{tmp_path}/long/", "--model", folder,
+                         "--frames", 9, "--windows", "multidiffusion")
+    assert code == 0 and len(list((tmp_path / "long").glob("*.png"))) == 9, err
 
     calls = []
     monkeypatch.setattr(evaluation, "sample_loop", lambda *a, **k: calls.append(a[2]) or sample_loop(*a, **k))

@@ -16,8 +16,10 @@ from tolerances import EPS32
 
 from lightvid.cli import main
 from lightvid.errors import LightvidError
-from lightvid.tasks import TRAINED_TASKS, sample_given_frames
+from lightvid.tasks import sample_given_frames, sample_training_masks
+from lightvid.tasks.registry import FRAME_TASKS
 from lightvid.train import config_from_dict, train
+from lightvid.train.objective import given_mask
 
 TINY = Path(__file__).parent.parent / "configs" / "tiny.yaml"
 
@@ -35,7 +37,7 @@ def final_weights(run_dir: Path) -> dict:
                                                                  load_file(last / "ema.safetensors").items()}}
 
 
-@pytest.mark.parametrize("task", TRAINED_TASKS)
+@pytest.mark.parametrize("task", FRAME_TASKS)
 def test_each_task_mask_leaves_frames_to_generate(task):
     g = torch.Generator().manual_seed(0)
     given = sample_given_frames(64, 5, {task: 1.0}, g)
@@ -48,16 +50,53 @@ def test_each_task_mask_leaves_frames_to_generate(task):
         assert (given.sum(dim=1) == 1).all() and given[:, 0].any() and given[:, 1:].any()  # first, or anywhere
 
 
+def test_training_masks_match_the_frame_tasks_and_draw_regions():
+    # whole-frame tasks: the same masks, from the same generator stream, as sample_given_frames
+    clips = torch.rand(16, 6, 3, 24, 32) * 2 - 1
+    weights = {"animate": 1.0, "interpolate": 1.0, "random": 1.0}
+    out, mask = sample_training_masks(clips, weights, torch.Generator().manual_seed(3))
+    frames = sample_given_frames(16, 6, weights, torch.Generator().manual_seed(3))
+    assert torch.equal(out, clips) and torch.equal(mask, given_mask(frames, clips))
+    # inpaint: every frame given but a nonempty region, masks binary
+    out, mask = sample_training_masks(clips, {"inpaint": 1.0}, torch.Generator().manual_seed(0))
+    assert mask.shape == (16, 6, 1, 24, 32) and torch.equal(out, clips)
+    assert set(mask.unique().tolist()) == {0.0, 1.0} and ((1 - mask).sum(dim=(2, 3, 4)) > 0).all()
+    moved = (mask[:, 0] != mask[:, -1]).flatten(1).any(1)  # moving boxes change between frames, the others do not
+    assert moved.any() and not moved.all()
+    # cinemagraph: frame 0 whole, the same region after it, and the clip still outside the region
+    out, mask = sample_training_masks(clips, {"cinemagraph": 1.0}, torch.Generator().manual_seed(0))
+    assert (mask[:, 0] == 1).all() and (mask[:, 1:] == mask[:, -1:]).all()
+    assert ((1 - mask[:, 1]).sum((1, 2, 3)) > 0).all()
+    outside = mask[:, -1:].expand_as(out[:, :, :1]).bool().expand_as(out)
+    assert torch.equal(out[outside], out[:, :1].expand_as(out)[outside])  # still outside: frame 0's values
+    assert torch.equal(out[~outside], clips[~outside])  # the region keeps the clip's own motion
+
+
+def test_loss_counts_generated_pixels_only():
+    # a net that outputs zeros where a region is generated and 5 elsewhere: only the region's error counts
+    from lightvid.diffusion import Denoiser
+    from lightvid.train.objective import denoising_loss
+
+    mask = torch.ones(1, 2, 1, 4, 4)
+    mask[:, 1, :, :2] = 0  # frame 1: the top half generated
+    denoiser = Denoiser(lambda x, c_noise, given, mask: 5 * mask.expand_as(x), prediction="x0", sigma_data=0.5)
+    clean = torch.full((1, 2, 3, 4, 4), 0.5)
+    loss = denoising_loss(denoiser, clean, mask, torch.Generator().manual_seed(0), p_mean=0.0, p_std=0.0)
+    # the weight at σ = 1 times the region's error 0.25: float32 roundings of order-1 values; 8 eps
+    assert loss.item() == pytest.approx((1 + 0.25) / 0.25 * 0.25, rel=8 * EPS32)
+
+
 @pytest.mark.parametrize("sigma,weight", [(1e-3, 6 / 0.25), (1.0, (1 + 0.25) / 0.25)])
 def test_x0_loss_weight_is_edm_capped_at_snr_5(sigma, weight):
     # a net that outputs zeros: with x0-prediction D = 0, so the loss is weight * mean(clean²) on generated frames
     from lightvid.diffusion import Denoiser
-    from lightvid.train.objective import denoising_loss
+    from lightvid.train.objective import denoising_loss, given_mask
 
     denoiser = Denoiser(lambda x, c_noise, given, mask: torch.zeros_like(x), prediction="x0", sigma_data=0.5)
     clean = torch.full((2, 3, 1, 4, 4), 0.5)
     given = torch.tensor([[True, False, False]] * 2)
-    loss = denoising_loss(denoiser, clean, given, torch.Generator().manual_seed(0), p_mean=math.log(sigma), p_std=0.0)
+    loss = denoising_loss(denoiser, clean, given_mask(given, clean), torch.Generator().manual_seed(0),
+                          p_mean=math.log(sigma), p_std=0.0)
     # σ = exp(ln σ) and the weight (σ² + σ_d²) / (σ·σ_d)² (or its cap) in float32, times a mean of equal values:
     # a few roundings of order-1 values (measured: exact on AVX2 and AVX-512 kernels); 8 eps
     assert loss.item() == pytest.approx(weight * 0.25, rel=8 * EPS32)
@@ -68,7 +107,7 @@ def test_hint_relative_loss_weighs_each_frame_by_its_hint_error(frame_weight):
     # a net whose estimate is its hint, off by 0.1 on frame 1 and 0.01 on frame 2 (frame 0 given): uniform
     # weighting sees frame 2's error hardly at all, hint_relative counts each frame's error relative to the hint's
     from lightvid.diffusion import Denoiser
-    from lightvid.train.objective import HINT_MSE_FLOOR, denoising_loss
+    from lightvid.train.objective import HINT_MSE_FLOOR, denoising_loss, given_mask
 
     clean = torch.zeros(1, 3, 1, 4, 4)
     hint = clean + torch.tensor([0.0, 0.1, 0.01])[None, :, None, None, None]
@@ -81,7 +120,8 @@ def test_hint_relative_loss_weighs_each_frame_by_its_hint_error(frame_weight):
             return hint
 
     denoiser = Denoiser(HintCopy(), prediction="x0", sigma_data=0.5)
-    loss = denoising_loss(denoiser, clean, torch.tensor([[True, False, False]]), torch.Generator().manual_seed(0),
+    loss = denoising_loss(denoiser, clean, given_mask(torch.tensor([[True, False, False]]), clean),
+                          torch.Generator().manual_seed(0),
                           p_mean=0.0, p_std=0.0, frame_weight=frame_weight)
     errors = torch.tensor([0.1 ** 2, 0.01 ** 2])
     if frame_weight == "hint_relative":
@@ -206,15 +246,22 @@ CONFIGS = sorted((Path(__file__).parent.parent / "configs").glob("*.yaml"))
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
 def test_shipped_configs_load(path, tmp_path):
     from lightvid.train.config import read_yaml_config
+    from lightvid.weights import EMBEDDED
     from native_fixtures import save_tiny_native
 
     raw = read_yaml_config(path)
-    if "init_from" in raw:  # a later stage starts from a training run's output, absent from a clean clone
-        start = save_tiny_native(tmp_path / "start", raw["pipeline"]["data_channels"], raw["pipeline"]["patch"])
-        raw["init_from"] = str(start)
-        del raw["model"]  # the folder's network (here a tiny one)
+    if raw.get("init_from", "photo") not in EMBEDDED:  # a later stage of a run: its output is not in a clean clone
+        if raw["data"]["name"] == "camera_motion":  # photo's later stages: the embedded photo has their network
+            raw["init_from"] = "photo"
+        else:
+            start = save_tiny_native(tmp_path / "start", raw["pipeline"]["data_channels"], raw["pipeline"]["patch"])
+            raw["init_from"] = str(start)
+            del raw["model"]  # the folder's network (here a tiny one)
     config = config_from_dict(raw)
     assert config.train.steps > 0
+    if path.name == "stunet_mnist.yaml":  # the preset's architecture, mnist's pixel layout
+        from lightvid.models import get_preset
+        assert config.model == get_preset("stunet-mnist")
 
 
 def test_finetuning_may_switch_a_hinted_model_to_flow_hints(tmp_path):  # and the hint's flow

@@ -1,9 +1,11 @@
 """SpaceTimeUNet: parity with diffusers' SVD UNet, loading, invariances, fast-path bounds."""
+from dataclasses import replace
+
 import pytest
 import torch
 from tolerances import EPS32, relative_error
 
-from lightvid.compress import fold_cross_attention
+from lightvid.compress import add_multiscale, fold_cross_attention
 from lightvid.errors import LightvidError
 from lightvid.models import SpaceTimeUNet, UNetConfig, get_preset
 from lightvid.models.resample import TemporalDownsample, TemporalUpsample
@@ -151,3 +153,39 @@ def test_torch_compile_matches_eager():
     inputs = unet_inputs(batch=1, frames=3, height=8, width=8)
     # inductor fuses and reorders the float32 arithmetic: measured 10 eps of max|output|
     assert relative_error(torch.compile(model)(**inputs), model(**inputs)) <= 64 * EPS32
+
+
+def test_stunet_preset_resamples_time_beside_space_with_temporal_attention_at_the_coarsest_level_only():
+    config = get_preset("stunet-tiny")
+    assert config.temporal_downsample == (True, True, False) and config.temporal_conv == (True, True, False)
+    assert config.temporal_attention == (False, False, True) and config.transformer_depth[-1] == 2
+    assert config.mid_temporal_attention and not config.mid_temporal_conv
+    model = SpaceTimeUNet(config).eval()
+    for frames in (1, 5, 9):
+        with torch.no_grad():
+            out = model(torch.randn(1, frames, 8, 16, 16), torch.tensor(0.5))
+        assert out.shape == (1, frames, 4, 16, 16) and torch.isfinite(out).all()
+
+
+@torch.no_grad()
+def test_stunet_resamplers_at_insertion_keep_every_kept_frame_of_the_per_frame_model():
+    # Lumiere inflates an image model: STUNet's resamplers inserted into a per-frame network start as "keep every
+    # 2nd frame" and "repeat every frame", so the frames every downsampling keeps (0, 4, 8 of 9) come out exactly as
+    # the image model makes them; the others get their coarse features from a kept neighbour
+
+    stunet = get_preset("stunet-tiny")
+    image_model = replace(stunet, temporal_downsample=(False,) * 3, temporal_attention=(False,) * 3,
+                          temporal_conv=(False,) * 3, mid_temporal_attention=False)
+    torch.manual_seed(0)
+    model = SpaceTimeUNet(image_model).eval()
+    for p in model.parameters():
+        p.add_(torch.randn_like(p) * 0.3)  # off its init, so a skipped layer would show
+    inflated = add_multiscale(model, temporal_levels=(0, 1))
+    assert inflated.config.temporal_downsample == stunet.temporal_downsample
+    x = torch.randn(2, 9, 8, 16, 16)  # every frame different: moving content
+    out, reference = inflated(x, torch.tensor(0.5)), model(x, torch.tensor(0.5))
+    kept = [0, 4, 8]
+    # the same per-frame arithmetic on fewer frames; oneDNN may pick other blockings for the smaller batch
+    # (measured: equal); 16 eps bounds that reordering
+    assert relative_error(out[:, kept], reference[:, kept]) <= 16 * EPS32
+    assert relative_error(out[:, [1, 2, 3]], reference[:, [1, 2, 3]]) > 0.01  # the others do change

@@ -101,6 +101,7 @@ def test_interpolate_extend_loop_through_the_handlers(tmp_path, models_dir):
     first, last = str(picture(tmp_path / "a.png", seed=1)), str(picture(tmp_path / "b.png", seed=2))
     assert read_video_uint8(web.interpolate(first, last, "tiny", 4, 0, 1))[0].shape[0] == 4
     assert read_video_uint8(web.loop(first, "tiny", 0, 0, 1))[0].shape[0] == 4  # default: window 5 - 1
+    assert read_video_uint8(web.loop(first, "tiny", 7, 0, 1, "torch", "multidiffusion"))[0].shape[0] == 7  # windows
     write_video(np.random.default_rng(0).integers(0, 256, (6, 16, 16, 3), dtype=np.uint8), tmp_path / "in.mp4", fps=8)
     assert read_video_uint8(web.extend(str(tmp_path / "in.mp4"), "tiny", 3, 0, 0))[0].shape[0] == 9  # 2 steps
     # past the window: interpolation by multidiffusion; restyle keeps the frame count
@@ -119,6 +120,28 @@ def test_web_restyle_equals_the_cli(capsys, tmp_path, models_dir):
     assert Path(result).read_bytes() == (tmp_path / "cli.mp4").read_bytes()
 
 
+def test_web_inpaint_and_cinemagraph_equal_the_cli(capsys, tmp_path, models_dir):
+    web = WebTasks(find_models([models_dir]), Limits(), keep=kept_in(tmp_path))
+    write_video(np.random.default_rng(0).integers(0, 256, (7, 24, 40, 3), dtype=np.uint8), tmp_path / "in.mp4", fps=8)
+    mask = np.zeros((24, 40), np.uint8)
+    mask[4:16, 8:24] = 255
+    Image.fromarray(mask).save(tmp_path / "mask.png")
+    photo = picture(tmp_path / "photo.png")  # 40x24, the mask's size
+    for name, result, cli in [
+        ("inpaint", web.inpaint(str(tmp_path / "in.mp4"), str(tmp_path / "mask.png"), "tiny", 3, 0),
+         ["inpaint", tmp_path / "in.mp4", tmp_path / "mask.png"]),
+        ("cinemagraph", web.cinemagraph(str(photo), str(tmp_path / "mask.png"), "tiny", 6, 3, 0),
+         ["cinemagraph", photo, tmp_path / "mask.png", "--frames", 6]),
+    ]:
+        code, _, err = run(capsys, *cli, "-o", tmp_path / f"{name}.mp4", "--model", models_dir / "tiny", "--seed", 3)
+        assert code == 0, err
+        frames = read_video_uint8(result)[0]
+        assert frames.shape[0] == (7 if name == "inpaint" else 6)  # inpaint keeps every frame of the video
+        assert np.array_equal(frames, read_video_uint8(tmp_path / f"{name}.mp4")[0])
+    photo_as_mask = refusal(web.inpaint, str(tmp_path / "in.mp4"), str(photo), "tiny", 0, 0)
+    assert photo_as_mask == "photo.png is not a mask: it has colours; a mask is black (keep) and white (regenerate)"
+
+
 @pytest.mark.parametrize("call,message", [
     (lambda web, img: web.animate(img, "tiny", 65, 0, 0), "Frames must be 2 to 64 (this app's limit), got 65"),
     (lambda web, img: web.animate(None, "tiny", 0, 0, 0), "Upload a photo first"),
@@ -131,7 +154,8 @@ def test_web_restyle_equals_the_cli(capsys, tmp_path, models_dir):
     (lambda web, img: web.restyle(None, "tiny", 0.5, 0, 0), "Upload a video first"),
     (lambda web, img: web.restyle(img, "tiny", 0, 0, 0), "Strength must be more than 0 and at most 1, got 0"),
     (lambda web, img: web.restyle(img, "tiny", 0.5, 0, 0, runtime="onnx"), "restyle runs with torch"),
-    (lambda web, img: web.loop(img, "tiny", 5, 0, 0), "Frames must be 3 to 4 for a loop with tiny"),
+    (lambda web, img: web.loop(img, "tiny", 64, 0, 0), "Frames must be 3 to 63 (this app's limit, less the "
+     "repeated first frame), got 64"),
     (lambda web, img: web.extend(None, "tiny", 0, 0, 0), "Upload a video first"),
     (lambda web, img: web.animate(img, "tiny", 0, 0, 0, runtime="tensorflow"), "Runtime: pick one of torch"),
 ])

@@ -6,10 +6,11 @@
     commands.py   generate (SVD folders), flops, train, compress, distill
     tasks.py      animate, interpolate, extend, loop (native models, default: the embedded `photo`)
     restyle.py    restyle (SDEdit over a clip, style weights)
+    regions.py    inpaint, cinemagraph (a mask's white region regenerated or animated)
     evaluate.py   eval
     web.py        serve: the web app (Gradio), running the tasks of tasks.py through web_tasks.py
 """
-from . import commands, evaluate, restyle, tasks, web  # noqa: F401  (registers the commands on `app`)
+from . import commands, evaluate, regions, restyle, tasks, web  # noqa: F401  (registers the commands on `app`)
 from .app import app, console_main, main
 
 __all__ = ["app", "console_main", "main"]

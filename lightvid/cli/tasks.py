@@ -229,14 +229,20 @@ def extend(video: Annotated[Path, typer.Argument(help="A video file (mp4, webm, 
 def loop(image: Annotated[Path, typer.Argument(help="The first frame of the loop (an image file).")],
          output: Output, model: Model = "photo",
          frames: Annotated[int | None, typer.Option(help=f"{FRAMES}: one period of the loop, IMAGE the first; 3 up "
-                                                    "to the model's window - 1 (the default).")] = None,
+                                                    "to the model's window - 1 (the default), longer (up to "
+                                                    f"{MAX_FRAMES - 1}) in windows.")] = None,
          seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
          height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False,
-         runtime: Runtime = "torch"):
+         runtime: Runtime = "torch",
+         windows: Annotated[str, typer.Option(help="For a period longer than the model's window: how the way out "
+                                              "(the first half) is made, chain (the default) or multidiffusion; "
+                                              "the way back is always made by multidiffusion (a chain cannot "
+                                              "reach IMAGE at the end).")] = "chain"):
     """A seamless loop starting at IMAGE: played on repeat, the last frame leads back to the first.
 
     Two passes: image-to-video over the first half of the period, then the way back to IMAGE is generated with
-    those frames given (a one-pass loop, IMAGE at both ends, barely moves with a flow-hinted model).
+    those frames given (a one-pass loop, IMAGE at both ends, barely moves with a flow-hinted model). Periods past
+    the model's window are made in windows (--windows).
 
     Prints the seam measure: the jump from the last frame back to the first beside the median frame-to-frame step,
     as mean absolute differences in 8-bit gray levels (0-255).
@@ -245,13 +251,14 @@ def loop(image: Annotated[Path, typer.Argument(help="The first frame of the loop
     from lightvid.pipelines.loops import sample_loop
 
     _check_io(output, gif, image)
+    check_window_mode(windows)
     pipe, h, w, args = _setup(output, model, height, width, bf16, frames, frames_low=3, seed=seed, steps=steps,
                               sampler=sampler, guidance=guidance, runtime=runtime)
     window = pipe.settings.num_frames
-    period = _frames(frames, window - 1, 3, window - 1, f"a loop with this model (its window is {window} frames, "
-                     "one of them the repeated first frame)")
-    warn_slow(steps=steps)
-    video = sample_loop(pipe, _picture(image, h, w), period, **args)
+    period = _frames(frames, window - 1, 3, MAX_FRAMES - 1, "a loop")
+    check_size(h, w, period + 1)
+    warn_slow(steps=steps, frames=frames)
+    video = sample_loop(pipe, _picture(image, h, w), period, windows, **args)
     seam = loop_seam(video)
     typer.echo(f"loop seam: last->first step {255 * seam['seam']:.2f} gray levels, median step "
                f"{255 * seam['median_step']:.2f}, max step {255 * seam['max_step']:.2f} (ratio {seam['ratio']:.2f})")

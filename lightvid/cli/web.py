@@ -1,4 +1,5 @@
-"""`lightvid serve`: the web app (Gradio). A tab for each of animate, interpolate, extend, loop and restyle, a model
+"""`lightvid serve`: the web app (Gradio). A tab for each of animate, interpolate, extend, loop, restyle, inpaint and
+cinemagraph, a model
 picker, seed, steps, runtime and window mode; each request runs the CLI's own command function (web_tasks.py), so a
 result equals the CLI's for the same seed. One queue for every tab, `--concurrency` requests sampling at a time
 (sampling uses every core).
@@ -26,9 +27,9 @@ MAX_CONCURRENCY, MAX_QUEUE, MAX_UPLOAD_MB = 64, 1000, 1024
 CLI_MEGAPIXELS = 50  # lightvid.io.MAX_IMAGE_PIXELS: the CLI's command functions refuse larger frames anyway
 CACHE_SECONDS = 3600  # gradio deletes its copies of uploads and results after an hour (checked hourly)
 
-# (task, tab title, what it does, its uploads as (kind, label), its number field (a frame count, or restyle's
-# strength) and that field's help). The page's number fields cannot be empty (a cleared one sends 0), so 0 stands
-# for the model's default frame count.
+# (task, tab title, what it does, its uploads as (kind, label), its number field (a frame count, restyle's
+# strength, or None: inpaint has none) and that field's help). The page's number fields cannot be empty (a cleared
+# one sends 0), so 0 stands for the model's default frame count.
 TABS = [
     ("animate", "Animate", "The photo is the first frame; the model makes the motion that follows.",
      [("image", "Photo")], "Frames", "2 to {frames}; 0: the model's window (longer videos: as Windows says)"),
@@ -39,9 +40,16 @@ TABS = [
      [("video", "Video")], "New frames", "the video's frames and the new ones: at most {frames} in all; 0: half the "
      "model's window"),
     ("loop", "Loop", "A seamless loop: played on repeat, the last frame leads back to the first.",
-     [("image", "First frame")], "Frames", "one period: 3 to the model's window - 1; 0: window - 1"),
+     [("image", "First frame")], "Frames", "one period: 3 to {loop_frames}; 0: the model's window - 1 (longer "
+     "periods: as Windows says for the way out, multidiffusion for the way back)"),
     ("restyle", "Restyle", "The video redrawn by the model (SDEdit): noised to Strength, denoised with nothing "
      "given.", [("video", "Video")], "Strength", "more than 0, at most 1: how much is redrawn (1: everything)"),
+    ("inpaint", "Inpaint", "The mask's white region regenerated in every frame; every other pixel is the video's, "
+     "at its own frame rate. The mask (white = regenerate, black = keep) has the video's frame size.",
+     [("video", "Video"), ("image", "Mask")], None, None),
+    ("cinemagraph", "Cinemagraph", "Only the mask's white region of the photo moves; every other pixel stays the "
+     "photo's. The mask (white = animate, black = keep) has the photo's size.",
+     [("image", "Photo"), ("image", "Mask")], "Frames", "2 to {frames}; 0: the model's window"),
 ]
 FIELD_DEFAULTS = {"restyle": 0.5}  # the number field's value when the page opens (0 for the frame counts)
 
@@ -82,7 +90,9 @@ def build_app(models: dict[str, ModelInfo] | None = None, limits: Limits = Limit
                                      for i, (kind, label) in enumerate(uploads)]
                             frames = gr.Number(FIELD_DEFAULTS.get(task, 0), precision=None if task == "restyle"
                                                else 0, label=frames_label, elem_id=f"{task}-frames",
-                                               info=frames_help.format(frames=limits.frames))
+                                               visible=frames_label is not None,
+                                               info=(frames_help or "").format(frames=limits.frames,
+                                                                               loop_frames=limits.frames - 1))
                             button = gr.Button(title, variant="primary", elem_id=f"{task}-run")
                         with gr.Column():  # element ids: for the browser tests
                             video = gr.Video(label="Result", interactive=False, autoplay=True, loop=True,
@@ -127,13 +137,20 @@ def _handler(task: str, web: WebTasks, gr):
     def extend(video, model, new_frames, seed, steps, runtime, windows, progress=progress):
         return (web.extend(video, model, new_frames, seed, steps, runtime, windows),) * 2
 
-    def loop(image, model, frames, seed, steps, runtime, windows, progress=progress):  # a loop is one window
-        return (web.loop(image, model, frames, seed, steps, runtime),) * 2
+    def loop(image, model, frames, seed, steps, runtime, windows, progress=progress):
+        return (web.loop(image, model, frames, seed, steps, runtime, windows),) * 2
 
     def restyle(video, model, strength, seed, steps, runtime, windows, progress=progress):  # always multidiffusion
         return (web.restyle(video, model, strength, seed, steps, runtime),) * 2
 
-    return {"animate": animate, "interpolate": interpolate, "extend": extend, "loop": loop, "restyle": restyle}[task]
+    def inpaint(video, mask, model, unused, seed, steps, runtime, windows, progress=progress):  # multidiffusion
+        return (web.inpaint(video, mask, model, seed, steps, runtime),) * 2
+
+    def cinemagraph(image, mask, model, frames, seed, steps, runtime, windows, progress=progress):
+        return (web.cinemagraph(image, mask, model, frames, seed, steps, runtime),) * 2
+
+    return {"animate": animate, "interpolate": interpolate, "extend": extend, "loop": loop, "restyle": restyle,
+            "inpaint": inpaint, "cinemagraph": cinemagraph}[task]
 
 
 def launch(demo, host: str = "127.0.0.1", port: int = 7860, upload_mb: int = Limits.upload_mb) -> None:
@@ -168,8 +185,8 @@ def serve(host: Annotated[str, typer.Option(help="The address to listen on. 127.
                                                   f"whole), 3 to {MAX_FRAMES}.")] = Limits.frames,
           max_steps: Annotated[int, typer.Option(help="Most sampling steps of a request (given, or a model's "
                                                  f"default), 1 to {MAX_STEPS}.")] = Limits.steps):
-    """Serve the web app: animate, interpolate, extend, loop and restyle in the browser, with the embedded models and
-    the --models folders. Results equal the CLI's for the same seed. Ctrl-C stops it."""
+    """Serve the web app: animate, interpolate, extend, loop, restyle, inpaint and cinemagraph in the browser, with the
+    embedded models and the --models folders. Results equal the CLI's for the same seed. Ctrl-C stops it."""
     check_range("--port", port, 1, 65535)
     check_range("--concurrency", concurrency, 1, MAX_CONCURRENCY)
     check_range("--queue-size", queue_size, 1, MAX_QUEUE)

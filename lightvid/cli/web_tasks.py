@@ -15,14 +15,16 @@ from pathlib import Path
 from lightvid.errors import LightvidError
 from lightvid.weights import EMBEDDED, model_folder
 
-from . import restyle, tasks
+from . import regions, restyle, tasks
 from .options import RUNTIME_NAMES as RUNTIMES
 from .options import WINDOW_MODE_NAMES as WINDOW_MODES
 
 PIPELINE_FILE = "pipeline.json"  # what makes a folder a native model (lightvid.pipelines.native)
 
 COMMANDS = {"animate": tasks.animate, "interpolate": tasks.interpolate, "extend": tasks.extend, "loop": tasks.loop,
-            "restyle": restyle.restyle}  # the CLI's command functions the tabs call
+            "restyle": restyle.restyle, "inpaint": regions.inpaint,
+            "cinemagraph": regions.cinemagraph}  # the CLI's command functions the tabs call
+GUIDED = ("animate", "interpolate", "extend", "loop")  # the commands with --guidance (the app samples without it)
 # The browser's number fields hold doubles: integers above 2^53 would arrive rounded, and the same seed would not
 # give the CLI's video. 2^32 - 1 keeps the field short and every seed exact.
 MAX_WEB_SEED = 2**32 - 1
@@ -127,12 +129,23 @@ class WebTasks:
         upload = self._video(video, info, 0)
         return self._run("restyle", {"video": upload}, info, seed, steps, None, strength=float(strength))
 
-    def loop(self, image, model, frames, seed, steps, runtime="torch") -> str:
+    def inpaint(self, video, mask, model, seed, steps, runtime="torch") -> str:
+        info = self._model(model)
+        uploads = {"video": self._video(video, info, 0, own_rate=True), "mask": self._image(mask, "a mask")}
+        return self._run("inpaint", uploads, info, seed, steps, runtime)
+
+    def cinemagraph(self, image, mask, model, frames, seed, steps, runtime="torch") -> str:
         info, frames = self._model(model), _given(frames)
-        _count("Frames", frames, info.window - 1, 3, min(info.window - 1, self.limits.frames),
-               f"for a loop with {model} (its window is {info.window} frames, one of them the repeated first)")
+        _count("Frames", frames, info.window, 2, self.limits.frames, "(this app's limit)")
+        uploads = {"image": self._image(image, "a photo"), "mask": self._image(mask, "a mask")}
+        return self._run("cinemagraph", uploads, info, seed, steps, runtime, frames=frames)
+
+    def loop(self, image, model, frames, seed, steps, runtime="torch", windows="chain") -> str:
+        info, frames = self._model(model), _given(frames)
+        _count("Frames", frames, info.window - 1, 3, self.limits.frames - 1, "(this app's limit, less the repeated "
+               "first frame)")
         return self._run("loop", {"image": self._image(image, "a first frame")}, info, seed, steps, runtime,
-                         frames=frames)
+                         frames=frames, windows=_windows(windows))
 
     def _model(self, label) -> ModelInfo:
         if label not in self.models:
@@ -152,9 +165,10 @@ class WebTasks:
                 self._check_pixels(path, im.width, im.height, "image")
         return Path(path)
 
-    def _video(self, path, info: ModelInfo, new: int) -> Path:
+    def _video(self, path, info: ModelInfo, new: int, own_rate: bool = False) -> Path:
         """The uploaded video, bounded as the CLI's extend bounds it (frame size, then frame count at the model's
-        frame rate, reading one frame more than allowed, no more) but by the app's limits."""
+        frame rate, or the video's own with `own_rate`, reading one frame more than allowed, no more) but by the
+        app's limits."""
         if not path:
             raise _error("Upload a video first")
         from lightvid.io import VIDEO_INPUT, check_input, read_video
@@ -164,11 +178,12 @@ class WebTasks:
             if size is not None:
                 self._check_pixels(path, *size, "video's frames")
             allowed = self.limits.frames - new
-            clip, _ = read_video(path, fps=info.fps, size=(info.height, info.width), max_frames=allowed + 1)
+            fps = None if own_rate else info.fps
+            clip, _ = read_video(path, fps=fps, size=(info.height, info.width), max_frames=allowed + 1)
             if clip.shape[0] > allowed:
-                raise LightvidError(f"{path}: more than {allowed} frames at {info.fps:g} fps; with {new} new frames "
-                                    f"the result would pass this app's limit of {self.limits.frames} frames (trim it "
-                                    "first)")
+                rate = f" at {fps:g} fps" if fps is not None else ""
+                raise LightvidError(f"{path}: more than {allowed} frames{rate}; with {new} new frames the result "
+                                    f"would pass this app's limit of {self.limits.frames} frames (trim it first)")
         return Path(path)
 
     def _check_pixels(self, path, width: int, height: int, what: str) -> None:
@@ -187,8 +202,9 @@ class WebTasks:
                          f"limit of {self.limits.steps}: give Steps")
         if runtime is not None and runtime not in RUNTIMES:
             raise _error(f"Runtime: pick one of {', '.join(RUNTIMES)}, got {runtime!r}")
-        # restyle (runtime None) takes neither guidance nor a runtime; the tasks take both
-        options = {} if runtime is None else {"guidance": 1.0, "bf16": False, "runtime": runtime}
+        # restyle (runtime None) takes neither guidance nor a runtime; inpaint and cinemagraph take no guidance
+        options = {} if runtime is None else {"bf16": False, "runtime": runtime}
+        options |= {"guidance": 1.0} if command in GUIDED else {}
         with tempfile.TemporaryDirectory(prefix="lightvid-web-") as folder:
             output = Path(folder) / f"lightvid-{command}-seed{seed}.mp4"
             with _shown_as_uploaded(*uploads.values(), result=folder):

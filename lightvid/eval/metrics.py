@@ -122,3 +122,43 @@ def loop_seam(frames: torch.Tensor) -> dict[str, float]:
     else:
         ratio = 1.0 if seam == 0 else math.inf
     return {"seam": seam, "median_step": median, "max_step": steps.max().item(), "ratio": ratio}
+
+
+def _region_pairs(region: torch.Tensor, frames: int) -> torch.Tensor:
+    """region (F or 1, 1, H, W) in {0, 1} -> (F-1, 1, H, W): in the region in both frames t and t + 1."""
+    region = region.expand(frames, *region.shape[1:]).float()
+    return region[1:] * region[:-1]
+
+
+def _region_mean(values: torch.Tensor, weights: torch.Tensor) -> float:
+    weights = weights.to(values).expand_as(values)
+    if not weights.any():
+        raise LightvidError("the region is empty: nothing to measure")
+    return ((values * weights).sum() / weights.sum()).item()
+
+
+def region_psnr(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> float:
+    """PSNR (dB, [0, 1] scale) over the pixels of `region` (F or 1, 1, H, W), 1 = in, of clips (F, C, H, W) in
+    [-1, 1], every frame's region pooled."""
+    p, t = _check_pair(pred, target)
+    mse = _region_mean((p - t) ** 2, region.expand(p.shape[0], *region.shape[1:]).float())
+    return 10 * math.log10(1 / max(mse, MSE_FLOOR))
+
+
+def region_step(frames: torch.Tensor, region: torch.Tensor) -> float:
+    """How much a region moves: the mean |x_{t+1} - x_t| ([0, 1] scale) over the pixels in `region` (F or 1, 1, H, W)
+    in both frames, of a clip (F, C, H, W) in [-1, 1] with F >= 2."""
+    x = _check_clip(frames, "frames")
+    if x.shape[0] < 2:
+        raise LightvidError(f"region_step needs at least 2 frames, got {x.shape[0]}")
+    return _region_mean((x[1:] - x[:-1]).abs(), _region_pairs(region, x.shape[0]))
+
+
+def region_flicker(pred: torch.Tensor, target: torch.Tensor, region: torch.Tensor) -> float:
+    """Temporal flicker inside a region against the truth: the mean |Δpred - Δtarget| ([0, 1] scale) of the
+    frame-to-frame changes, over the pixels in `region` in both frames. 0 when pred changes exactly as the truth."""
+    p, t = _check_pair(pred, target)
+    if p.shape[0] < 2:
+        raise LightvidError(f"region_flicker needs at least 2 frames, got {p.shape[0]}")
+    change = ((p[1:] - p[:-1]) - (t[1:] - t[:-1])).abs()
+    return _region_mean(change, _region_pairs(region, p.shape[0]))

@@ -1,7 +1,7 @@
 """Tasks as FrameSpecs: which frames/pixels of a clip are given (framespec.py), and the registry of task names shared
 by the CLI, training and eval (registry.py)."""
 
-from lightvid.tasks.framespec import MAX_FRAMES, FrameSpec, animate, extend, interpolate, loop
+from lightvid.tasks.framespec import MAX_FRAMES, FrameSpec, animate, cinemagraph, extend, inpaint, interpolate, loop
 from lightvid.tasks.registry import (
     EVALUATED_TASKS,
     TASKS,
@@ -10,6 +10,7 @@ from lightvid.tasks.registry import (
     get_task,
     given_frames,
     sample_given_frames,
+    sample_training_masks,
     task_spec,
 )
 
@@ -21,11 +22,14 @@ __all__ = [
     "FrameSpec",
     "Task",
     "animate",
+    "cinemagraph",
     "extend",
     "get_task",
     "given_frames",
+    "inpaint",
     "interpolate",
     "loop",
     "sample_given_frames",
+    "sample_training_masks",
     "task_spec",
 ]

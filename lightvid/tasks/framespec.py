@@ -280,3 +280,36 @@ def loop(image, num_frames: int, fps: float) -> FrameSpec:
         raise LightvidError(f"a loop needs num_frames in [2, {MAX_FRAMES - 1}], got {num_frames!r}")
     frame = _as_frame(image, "image")
     return FrameSpec(num_frames + 1, fps, {0: frame, num_frames: frame}, drop_last=True)
+
+
+def _region(region, what: str) -> torch.Tensor:
+    if not isinstance(region, torch.Tensor) or not region.is_floating_point() or region.ndim != 3:
+        got = tuple(region.shape) if isinstance(region, torch.Tensor) else type(region).__name__
+        raise LightvidError(f"{what} must be a float (1, H, W) tensor, 1 = regenerate, got {got}")
+    return region
+
+
+def inpaint(frames: torch.Tensor, regions: torch.Tensor, fps: float) -> FrameSpec:
+    """Regenerate a region of every frame: frames (F, 3, H, W) in [-1, 1]; regions (F, 1, H, W) or one (1, H, W) for
+    every frame, in [0, 1], 1 = regenerate (a user's white). Every pixel outside the region is given."""
+    if not isinstance(frames, torch.Tensor) or frames.ndim != 4:
+        raise LightvidError(f"frames to inpaint must be an (F, 3, H, W) tensor, got "
+                            f"{tuple(frames.shape) if isinstance(frames, torch.Tensor) else type(frames).__name__}")
+    if isinstance(regions, torch.Tensor) and regions.ndim == 3:
+        regions = regions.expand(frames.shape[0], *regions.shape)
+    if not isinstance(regions, torch.Tensor) or regions.ndim != 4 or regions.shape[0] != frames.shape[0]:
+        got = tuple(regions.shape) if isinstance(regions, torch.Tensor) else type(regions).__name__
+        raise LightvidError(f"regions must be (1, H, W) or one per frame ({frames.shape[0]}, 1, H, W), got {got}")
+    masks = {i: 1 - _region(r, f"region {i}") for i, r in enumerate(regions)}
+    return FrameSpec(frames.shape[0], fps, dict(enumerate(frames)), masks)
+
+
+def cinemagraph(image, region: torch.Tensor, num_frames: int, fps: float) -> FrameSpec:
+    """Animate only a region of one image: frame 0 is the image; frames 1 .. num_frames - 1 give the image outside
+    `region` (1, H, W) in [0, 1] (1 = animate), so every pixel outside it stays the image's in every frame."""
+    if not _is_int(num_frames) or num_frames < 2:
+        raise LightvidError(f"a cinemagraph needs num_frames >= 2, got {num_frames!r}")
+    frame = _as_frame(image, "image")
+    keep = 1 - _region(region, "region")
+    return FrameSpec(num_frames, fps, dict.fromkeys(range(num_frames), frame),
+                     {i: keep for i in range(1, num_frames)})

@@ -10,6 +10,12 @@ with a generator it draws the task's training pattern, without one it gives the 
     loop           the same image first and last; the last is dropped from the output (`loop`)
     random         each frame given with probability 1/2, at least one generated (training only)
     unconditional  nothing given: what classifier-free guidance's unconditional branch sees (training only)
+    inpaint        every frame given but a region: a box, a blob or a moving box (training only; regions.py)
+    cinemagraph    frame 0 given, the others outside a static region; the training clip is made still outside it
+                   (every frame there is frame 0's), so only the region moves (training only)
+
+The two spatial tasks draw per-pixel masks (`Task.region`); `sample_training_masks` gives a training batch's masks,
+whole frames or regions, as (b, f, 1, h, w).
 
 animate, interpolate, extend and loop are also FrameSpec constructors of the same name (framespec.py) and commands
 (`lightvid animate`, ...).
@@ -24,6 +30,7 @@ import torch
 from lightvid.errors import LightvidError
 
 from .framespec import FrameSpec, loop
+from .regions import cinemagraph_region, inpaint_region
 
 KEYFRAME_STRIDE = 4
 
@@ -68,6 +75,9 @@ class Task:
     window: Callable[[int, torch.Generator | None], torch.Tensor]  # (f, generator or None) -> (f,) bool given
     trained: bool = True  # may appear in a training config's task mix
     evaluated: bool = True  # `lightvid eval --task NAME` reports on it
+    # spatial tasks: (f, h, w, generator) -> (f, 1, h, w) float mask, 1 = given pixel; `window` is then unused
+    region: Callable[[int, int, int, torch.Generator], torch.Tensor] | None = None
+    still_outside: bool = False  # the training clip is made still where the region's last frame is given
 
 
 TASKS: dict[str, Task] = {t.name: t for t in (
@@ -78,7 +88,10 @@ TASKS: dict[str, Task] = {t.name: t for t in (
     Task("loop", _ends, trained=False),  # made by two passes of the model: lightvid.pipelines.loops
     Task("random", _random, evaluated=False),
     Task("unconditional", _nothing, evaluated=False),
+    Task("inpaint", _nothing, evaluated=False, region=inpaint_region),
+    Task("cinemagraph", _nothing, evaluated=False, region=cinemagraph_region, still_outside=True),
 )}
+FRAME_TASKS = tuple(name for name, t in TASKS.items() if t.trained and t.region is None)
 TRAINED_TASKS = tuple(name for name, t in TASKS.items() if t.trained)
 EVALUATED_TASKS = tuple(name for name, t in TASKS.items() if t.evaluated)
 
@@ -107,14 +120,39 @@ def task_spec(name: str, clip: torch.Tensor, fps: float) -> FrameSpec:
     return FrameSpec(clip.shape[0], fps, {int(i): clip[i] for i in torch.nonzero(given).flatten()})
 
 
-def sample_given_frames(batch: int, frames: int, weights: dict[str, float], g: torch.Generator) -> torch.Tensor:
-    """A training batch's masks, (batch, frames) bool: each clip draws a task with probability ∝ `weights` (name ->
-    weight; names from TRAINED_TASKS), then that task's pattern."""
+def _pick_tasks(batch: int, weights: dict[str, float], accepted: tuple[str, ...], g: torch.Generator) -> list[Task]:
     for name in weights:
-        get_task(name, TRAINED_TASKS)
+        get_task(name, accepted)
     if not weights or sum(weights.values()) <= 0:
         raise LightvidError(f"task weights {weights} need a positive sum")
     names = list(weights)
     probs = torch.tensor([float(weights[n]) for n in names])
     picks = torch.multinomial(probs, batch, replacement=True, generator=g)
-    return torch.stack([given_frames(names[int(i)], frames, g) for i in picks])
+    return [TASKS[names[int(i)]] for i in picks]
+
+
+def sample_given_frames(batch: int, frames: int, weights: dict[str, float], g: torch.Generator) -> torch.Tensor:
+    """A batch's whole-frame masks, (batch, frames) bool: each clip draws a task with probability ∝ `weights` (name ->
+    weight; names from FRAME_TASKS), then that task's pattern."""
+    return torch.stack([given_frames(t.name, frames, g) for t in _pick_tasks(batch, weights, FRAME_TASKS, g)])
+
+
+def sample_training_masks(clips: torch.Tensor, weights: dict[str, float], g: torch.Generator
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """A training batch's clips and masks: clips (b, f, c, h, w) -> (clips, mask (b, f, 1, h, w) float, 1 = given).
+
+    Each clip draws a task with probability ∝ `weights` (names from TRAINED_TASKS), then its frames (as
+    `sample_given_frames` draws them, from the same generator stream) or its region. A cinemagraph's clip is
+    returned still outside its region: every frame there is its frame 0 (the ground truth of a cinemagraph)."""
+    b, f, _, h, w = clips.shape
+    masks, out = [], []
+    for clip, task in zip(clips, _pick_tasks(b, weights, TRAINED_TASKS, g)):
+        if task.region is None:
+            mask = given_frames(task.name, f, g)[:, None, None, None].to(clips).expand(f, 1, h, w)
+        else:
+            mask = task.region(f, h, w, g).to(clips)
+        if task.still_outside:
+            clip = mask[-1] * clip[:1] + (1 - mask[-1]) * clip  # (f, c, h, w): frame 0 wherever the region is not
+        masks.append(mask)
+        out.append(clip)
+    return torch.stack(out), torch.stack(masks)

@@ -35,7 +35,6 @@ from lightvid.models.native import NativeNet
 from lightvid.pipelines.native import NativePipeline
 
 from .config import DistillConfig
-from .objective import given_mask
 
 
 class _Head(nn.Module):
@@ -139,9 +138,9 @@ class Distillation:
         with torch.no_grad():
             return self.teacher(noisy, sigma, given=given, mask=mask).float()
 
-    def generator_loss(self, student: Denoiser, clips: torch.Tensor, given_frames: torch.Tensor,
+    def generator_loss(self, student: Denoiser, clips: torch.Tensor, mask: torch.Tensor,
                        g: torch.Generator) -> tuple[torch.Tensor, dict, torch.Tensor]:
-        """clips: (b, f, c, h, w) real; given_frames: (b, f) bool. Returns (loss, logs, fake detached).
+        """clips: (b, f, c, h, w) real; mask: (b, f, 1, h, w), 1 = given. Returns (loss, logs, fake detached).
 
         The terms are balanced where they meet, at the student's sample: the adversarial gradient there is
         rescaled to adversarial_weight × the (unweighted) reconstruction gradient's norm, the weighted
@@ -152,7 +151,7 @@ class Distillation:
         reconstruction + teacher_weight·teacher.
         """
         b = clips.shape[0]
-        mask = given_mask(given_frames, clips)
+        mask = mask.to(clips)
         given = clips * mask
         sigma = self.student_sigmas[torch.randint(len(self.student_sigmas), (b,), generator=g)].to(clips)
         noisy = clips + sigma.view(-1, 1, 1, 1, 1) * torch.randn(clips.shape, generator=g).to(clips)
@@ -187,11 +186,11 @@ class Distillation:
                     adversarial_scale=scale.item())
         return loss, logs, fake.detach()
 
-    def discriminator_step(self, clips: torch.Tensor, given_frames: torch.Tensor, fake: torch.Tensor,
+    def discriminator_step(self, clips: torch.Tensor, mask: torch.Tensor, fake: torch.Tensor,
                            g: torch.Generator, accelerator) -> dict:
         """One update of the heads on real vs fake clips, both re-noised to the same σ_d (one batched call)."""
         b = clips.shape[0]
-        mask = given_mask(given_frames, clips)
+        mask = mask.to(clips)
         sigma_d = self._discriminator_sigma(b, g).to(clips).repeat(2)
         both = torch.cat([clips, fake])
         noisy = both + sigma_d.view(-1, 1, 1, 1, 1) * torch.randn(both.shape, generator=g).to(clips)

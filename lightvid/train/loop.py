@@ -28,7 +28,7 @@ from lightvid.io import atomic_dir, atomic_write
 from lightvid.models import SpaceTimeUNet
 from lightvid.models.native import NativeNet
 from lightvid.pipelines.native import NativePipeline
-from lightvid.tasks import sample_given_frames
+from lightvid.tasks import sample_training_masks
 
 from .batches import ShardBatches, StepBatches, _seed
 from .config import TrainConfig
@@ -279,7 +279,7 @@ def _train(config: TrainConfig, max_steps: int | None, progress: bool) -> Path:
         for step, clips in enumerate(loader, start=start):
             clips = clips.to(accelerator.device)
             g = torch.Generator().manual_seed(_seed(config.seed, step, accelerator.process_index, 1))
-            given = sample_given_frames(clips.shape[0], clips.shape[1], config.tasks, g)
+            clips, mask = sample_training_masks(clips, config.tasks, g)  # (b, f, 1, h, w), 1 = given
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, opt) * group.get("lr_scale", 1.0)  # older runs: no scale
             gates = accelerator.unwrap_model(model).unet.temporal_gates
@@ -288,10 +288,10 @@ def _train(config: TrainConfig, max_steps: int | None, progress: bool) -> Path:
             logs = {}
             with accelerator.autocast():
                 if distill is None:
-                    loss = denoising_loss(denoiser, clips, given, g, config.diffusion.p_mean, config.diffusion.p_std,
+                    loss = denoising_loss(denoiser, clips, mask, g, config.diffusion.p_mean, config.diffusion.p_std,
                                           config.diffusion.frame_weight)
                 else:
-                    loss, logs, fake = distill.generator_loss(denoiser, clips, given, g)
+                    loss, logs, fake = distill.generator_loss(denoiser, clips, mask, g)
                 if gates is not None:
                     loss = loss + opt.gate_l1 * gates.penalty()
             optimizer.zero_grad(set_to_none=True)
@@ -301,7 +301,7 @@ def _train(config: TrainConfig, max_steps: int | None, progress: bool) -> Path:
             if gates is not None:
                 gates.project()
             if distill is not None:
-                logs.update(distill.discriminator_step(clips, given, fake, g, accelerator))
+                logs.update(distill.discriminator_step(clips, mask, fake, g, accelerator))
             with torch.no_grad():  # EMA in float32, identical on every rank (DDP keeps weights in sync)
                 decay = ema_decay(step, opt.ema_decay)
                 for name, p in accelerator.unwrap_model(model).unet.state_dict().items():

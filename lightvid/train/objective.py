@@ -2,8 +2,8 @@
 
 EDM (Karras et al. 2022) preconditioning gives the network unit-variance inputs and targets at every noise level,
 and λ(σ) = (σ² + σ_d²)/(σ·σ_d)² makes every σ contribute equally: the framework SVD uses, so one Denoiser and one
-set of samplers serve SVD checkpoints and lightvid's own models. Given frames enter clean through the conditioning
-channels and the loss ignores them (MarDini: loss on the masked frames only).
+set of samplers serve SVD checkpoints and lightvid's own models. Given frames (or pixels) enter clean through the
+conditioning channels and the loss ignores them (MarDini: loss on the masked frames only).
 
 What the network outputs (NativeSettings.prediction, lightvid.conditioning.PREDICTIONS):
 - "edm": EDM's F. At low σ its target tends to minus the noise, every pixel's own random value, which the network
@@ -39,23 +39,31 @@ def given_mask(given_frames: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return given_frames[:, :, None, None, None].to(like).expand(b, f, 1, h, w)
 
 
-def denoising_loss(denoiser: Denoiser, clean: torch.Tensor, given_frames: torch.Tensor, generator: torch.Generator,
+def denoising_loss(denoiser: Denoiser, clean: torch.Tensor, mask: torch.Tensor, generator: torch.Generator,
                    p_mean: float, p_std: float, frame_weight: str = "uniform") -> torch.Tensor:
-    """EDM loss. clean: (b, f, c, h, w) in [-1, 1]; given_frames: (b, f) bool. Returns a scalar."""
+    """EDM loss. clean: (b, f, c, h, w) in [-1, 1]; mask: (b, f, 1, h, w) in {0, 1}, 1 = given pixel (whole frames,
+    or regions for the spatial tasks). Each frame's error is the mean over its generated pixels; a clip's, the mean
+    over its frames with any. Returns a scalar."""
     b = clean.shape[0]
     sigma = torch.exp(p_mean + p_std * torch.randn(b, generator=generator)).to(clean)
     noise = torch.randn(clean.shape, generator=generator).to(clean)
-    mask = given_mask(given_frames, clean)
+    mask = mask.to(clean)
     given = clean * mask
     denoised = denoiser(clean + sigma.view(-1, 1, 1, 1, 1) * noise, sigma, given=given, mask=mask)
-    generated = (~given_frames).to(clean)  # (b, f): masks are whole frames in training
-    per_frame = ((denoised - clean) ** 2).mean(dim=(2, 3, 4))  # (b, f)
+    generated = (1 - mask).expand_as(clean)  # (b, f, c, h, w)
+    pixels = generated.sum(dim=(2, 3, 4))  # (b, f): generated values per frame
+    has_pixels = (pixels > 0).to(clean)  # (b, f)
+
+    def frame_mse(estimate: torch.Tensor) -> torch.Tensor:  # (b, f): mean over each frame's generated pixels
+        return (((estimate - clean) ** 2) * generated).sum(dim=(2, 3, 4)) / pixels.clamp(min=1.0)
+
+    per_frame = frame_mse(denoised)
     if frame_weight == "hint_relative":
         net = getattr(denoiser.net, "module", denoiser.net)  # unwrapped from DistributedDataParallel
         with torch.no_grad():  # the same `given` and `mask` objects: the hint the forward pass used (cached)
-            hint_mse = ((net.start(given, mask) - clean) ** 2).mean(dim=(2, 3, 4))  # (b, f)
+            hint_mse = frame_mse(net.start(given, mask))
         per_frame = per_frame / (hint_mse + HINT_MSE_FLOOR)
-    per_clip = (per_frame * generated).sum(1) / generated.sum(1).clamp(min=1.0)
+    per_clip = (per_frame * has_pixels).sum(1) / has_pixels.sum(1).clamp(min=1.0)
     weight = denoiser.loss_weight(sigma)
     if denoiser.prediction == "x0":
         weight = weight.clamp(max=(1 + MIN_SNR_GAMMA) / denoiser.sigma_data ** 2)
