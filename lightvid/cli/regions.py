@@ -56,7 +56,8 @@ def inpaint(video: Annotated[Path, typer.Argument(help="A video file (mp4, webm,
     _check_io(output, gif, video=video)
     _check_mask(mask, output)
     source = read_video_uint8(video, max_frames=1)[0].shape[1:3]
-    white = read_mask(mask, source, max_frames=MAX_FRAMES + 1)  # its size and colours checked before the model loads
+    most = min(MAX_FRAMES, MAX_VIDEO_PIXELS // (source[0] * source[1]))  # masks read at the video's own size
+    white = read_mask(mask, source, max_frames=most + 1)  # its size and colours checked before the model loads
     pipe, h, w, args = _setup(output, model, height, width, bf16, seed=seed, steps=steps, sampler=sampler,
                               runtime=runtime)
     allowed = min(MAX_FRAMES, MAX_VIDEO_PIXELS // (h * w))

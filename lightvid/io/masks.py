@@ -40,7 +40,7 @@ def mask_regions(frames: np.ndarray, name: str) -> np.ndarray:
     spread = frames.max(axis=-1).astype(np.int16) - frames.min(axis=-1)
     if (spread > MAX_MASK_COLOUR).mean() > MAX_COLOUR_SHARE:
         raise LightvidError(f"{name} is not a mask: it has colours; a mask is black (keep) and white (regenerate)")
-    return frames.mean(axis=-1) >= MASK_THRESHOLD
+    return frames.sum(axis=-1, dtype=np.uint16) >= 3 * MASK_THRESHOLD  # the channels' mean, in integers
 
 
 def read_mask(path: str | os.PathLike, source: tuple[int, int], of: str = "the frames'",
