@@ -42,3 +42,10 @@ def save_model_with_student(folder):
     student.save_pretrained(folder / "fast", extra={"trained_steps": 0, "dataset": "camera_motion",
                                                     "distilled_from": str(folder), "student_steps": 1})
     return folder
+
+
+def given_mask(given_frames: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """(b, f) bool whole-frame masks -> (b, f, 1, h, w) float, broadcast to `like`'s frames and pixels (what the
+    training loss takes)."""
+    b, f, _, h, w = like.shape
+    return given_frames[:, :, None, None, None].to(like).expand(b, f, 1, h, w)

@@ -25,8 +25,7 @@ from lightvid.train.distill import (
     generator_adversarial_loss,
     pseudo_huber,
 )
-from lightvid.train.objective import given_mask
-from native_fixtures import save_tiny_native, tiny_native
+from native_fixtures import given_mask, save_tiny_native, tiny_native
 
 
 def test_losses():

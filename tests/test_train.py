@@ -19,7 +19,7 @@ from lightvid.errors import LightvidError
 from lightvid.tasks import sample_given_frames, sample_training_masks
 from lightvid.tasks.registry import FRAME_TASKS
 from lightvid.train import config_from_dict, train
-from lightvid.train.objective import given_mask
+from native_fixtures import given_mask
 
 TINY = Path(__file__).parent.parent / "configs" / "tiny.yaml"
 
@@ -90,7 +90,7 @@ def test_loss_counts_generated_pixels_only():
 def test_x0_loss_weight_is_edm_capped_at_snr_5(sigma, weight):
     # a net that outputs zeros: with x0-prediction D = 0, so the loss is weight * mean(clean²) on generated frames
     from lightvid.diffusion import Denoiser
-    from lightvid.train.objective import denoising_loss, given_mask
+    from lightvid.train.objective import denoising_loss
 
     denoiser = Denoiser(lambda x, c_noise, given, mask: torch.zeros_like(x), prediction="x0", sigma_data=0.5)
     clean = torch.full((2, 3, 1, 4, 4), 0.5)
@@ -107,7 +107,7 @@ def test_hint_relative_loss_weighs_each_frame_by_its_hint_error(frame_weight):
     # a net whose estimate is its hint, off by 0.1 on frame 1 and 0.01 on frame 2 (frame 0 given): uniform
     # weighting sees frame 2's error hardly at all, hint_relative counts each frame's error relative to the hint's
     from lightvid.diffusion import Denoiser
-    from lightvid.train.objective import HINT_MSE_FLOOR, denoising_loss, given_mask
+    from lightvid.train.objective import HINT_MSE_FLOOR, denoising_loss
 
     clean = torch.zeros(1, 3, 1, 4, 4)
     hint = clean + torch.tensor([0.0, 0.1, 0.01])[None, :, None, None, None]

@@ -16,6 +16,8 @@ import torch
 from lightvid.errors import LightvidError
 from lightvid.tasks import FrameSpec, animate, loop
 
+from .windows import continue_video_windows
+
 
 def sample_loop(pipe, image, period: int, mode: str | None = None, **sampling) -> torch.Tensor:
     """A seamless loop of `period` frames starting at `image`: (period, 3, H, W) in [-1, 1].
@@ -25,8 +27,6 @@ def sample_loop(pipe, image, period: int, mode: str | None = None, **sampling) -
     pipeline's keywords (steps, sampler, guidance, generator, progress), used by both passes in turn (one generator:
     the same seed gives the same loop).
     """
-    from .windows import continue_video_windows
-
     spec = loop(image, period, pipe.settings.fps)  # checks period; frame 0 == frame period == the image
     window = pipe.settings.num_frames
     if spec.num_frames > window and mode is None:

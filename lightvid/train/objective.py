@@ -33,11 +33,6 @@ FRAME_WEIGHTS = ("uniform", "hint_relative")
 HINT_MSE_FLOOR = 1e-4
 
 
-def given_mask(given_frames: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
-    """(b, f) bool -> (b, f, 1, h, w) float mask broadcast to `like`'s frames and pixels."""
-    b, f, _, h, w = like.shape
-    return given_frames[:, :, None, None, None].to(like).expand(b, f, 1, h, w)
-
 
 def denoising_loss(denoiser: Denoiser, clean: torch.Tensor, mask: torch.Tensor, generator: torch.Generator,
                    p_mean: float, p_std: float, frame_weight: str = "uniform") -> torch.Tensor:
