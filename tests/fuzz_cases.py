@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TASK_COMMANDS = ("animate", "interpolate", "extend", "loop")
-COMMANDS = (*TASK_COMMANDS, "restyle", "inpaint", "cinemagraph", "generate", "eval", "flops", "train", "compress",
-            "distill")
+COMMANDS = (*TASK_COMMANDS, "restyle", "inpaint", "cinemagraph", "edit", "generate", "eval", "flops", "train",
+            "compress", "distill")
 
 # the good command line of each command, its option under test replaced or added by a case (the tiny model in
 # scratch/model samples in well under a second, so a case that slips past a check does not run for long)
@@ -39,6 +39,7 @@ BASE = {
     "restyle": ["restyle", "clip.gif", "-o", "out.mp4", "--model", "model"],
     "inpaint": ["inpaint", "clip.gif", "mask.png", "-o", "out.mp4", "--model", "model"],
     "cinemagraph": ["cinemagraph", "photo.png", "mask.png", "-o", "out.mp4", "--model", "model"],
+    "edit": ["edit", "clip.gif", "make it darker", "-o", "out.mp4", "--model", "editor", "--workers", "1"],
     # no SVD folder in scratch: every option is checked before the model folder is read (the cases say which
     # option the message must name, so a later "no such folder" cannot pass for the option's check)
     "generate": ["generate", "photo.png", "-o", "out.mp4", "--model", "svd", "--height", "64", "--width", "64"],
@@ -69,6 +70,9 @@ OPTIONS = {
                  "--height": BAD_SIDE, "--width": BAD_SIDE, "--fps": ["0", "-1", "241", "abc", ""],
                  "--motion-bucket": ["-1", "1024", "abc"], "--noise-aug": [*BAD_FLOAT, "-0.5"],
                  "--min-guidance": BAD_FLOAT, "--max-guidance": BAD_FLOAT, "--decode-chunk": BAD_COUNT},
+    "edit": {"--anchors": ["-1", "17", "abc", ""], "--steps": [*BAD_COUNT, "1001"], "--seed": BAD_SEED,
+             "--guidance-text": BAD_FLOAT, "--guidance-image": BAD_FLOAT, "--size": ["0", "15", "100000", "abc"],
+             "--workers": ["0", "-1", "65", "abc"], "--batch": ["0", "65", "abc", ""]},
     "eval": {"--task": ["bogus", "", "random"], "--clips": [*BAD_COUNT, "1001"], "--seed": BAD_SEED,
              "--steps": [*BAD_COUNT, "1001"], "--sampler": ["bogus"], "--split": ["bogus", ""],
              "--dataset": ["bogus"]},
@@ -95,7 +99,7 @@ COMBINED = [
 
 INPUTS = {  # command -> the positions in BASE of its input files
     "animate": [1], "interpolate": [1, 2], "extend": [1], "loop": [1], "restyle": [1], "generate": [1],
-    "inpaint": [1, 2], "cinemagraph": [1, 2],
+    "inpaint": [1, 2], "cinemagraph": [1, 2], "edit": [1],
 }
 BAD_IMAGES = ["missing.png", "empty.png", "garbage.png", "truncated.png", "notes.txt", "adir", "", "photo.png/x.png"]
 BAD_VIDEOS = ["missing.mp4", "empty.mp4", "garbage.mp4", "truncated.gif", "notes.txt", "emptydir", "garbagedir",
@@ -170,15 +174,18 @@ def cases(seed: int = 0) -> list[Case]:
             Case("arguments", ("generate", "photo.png", "-o", "out.mp4"))]
     for command, positions in INPUTS.items():
         for index in positions:
-            video = (command in ("extend", "restyle", "inpaint") and index == 1) or (command, index) == ("inpaint", 2)
+            video = (command in ("extend", "restyle", "inpaint", "edit") and index == 1) or (command, index) == \
+                ("inpaint", 2)
             out += [Case("input file", tuple(_replace(command, index, v))) for v in (BAD_VIDEOS if video
                                                                                      else BAD_IMAGES)]
     out += [Case("input file", tuple(_replace(c, 2, m))) for c in ("inpaint", "cinemagraph")
             for m in ("photo.png", "blank.png", "small.png")]  # a colour picture, no white, another size
     out.append(Case("input file", ("extend", "clip.gif", "-o", "out.mp4", "--model", "model", "--new-frames",
                                    "1023")))  # too many frames in all
-    for command in (*TASK_COMMANDS, "restyle", "inpaint", "cinemagraph", "generate"):
+    for command in (*TASK_COMMANDS, "restyle", "inpaint", "cinemagraph", "edit", "generate"):
         out += [Case("output", tuple(_with(command, "-o", v))) for v in VIDEO_OUTPUTS]
+    out += [Case("instruction", tuple(_replace("edit", 2, v))) for v in ("", "  ?! ", "make it purple",
+                                                                       "make " * 13)]
     out += [Case("output", ("extend", "clip.gif", "-o", "clip.gif", "--model", "model")),  # the input itself
             Case("output", ("interpolate", "photo.png", "photo2.png", "-o", "photo2.png", "--model", "model")),
             Case("output", ("animate", "photo.png", "-o", "frames/", "--model", "model")),  # a non-empty folder
@@ -192,6 +199,8 @@ def cases(seed: int = 0) -> list[Case]:
         out += [Case("model folder", tuple(_with(command, "--model", m))) for m in BAD_MODELS
                 if command != "flops" or m not in FLOPS_READABLE]
     out += [Case("model folder", tuple(_with("generate", "--model", m))) for m in BAD_SVD]
+    out += [Case("model folder", tuple(_with("edit", "--model", m))) for m in [*BAD_MODELS, "model", "svdgarbage",
+                                                                                "badeditor", "editorchannels"]]
     out += [Case("model folder", ("flops", "--model", "bogus-preset"))]
     out += [Case("yaml file", tuple(_with("train", "--config", y))) for y in BAD_TRAIN_YAML]
     out += [Case("yaml file", tuple(_with("distill", "--config", y))) for y in BAD_DISTILL_YAML]
@@ -261,6 +270,14 @@ def make_scratch(folder: Path) -> Path:
     (folder / "garbagedir" / "frame_00000.png").write_bytes(garbage)
 
     model = save_tiny_native(folder / "model")
+    from edit_fixtures import tiny_editor
+    tiny_editor().save_pretrained(folder / "editor")
+    shutil.copytree(folder / "editor", folder / "badeditor")
+    unet_weights = folder / "badeditor" / "unet" / "diffusion_pytorch_model.safetensors"
+    unet_weights.write_bytes(unet_weights.read_bytes()[:1000])
+    shutil.copytree(folder / "editor", folder / "editorchannels")  # an editor folder whose UNet reads 3 channels
+    unet_config = json.loads((folder / "editorchannels" / "unet" / "config.json").read_text())
+    (folder / "editorchannels" / "unet" / "config.json").write_text(json.dumps({**unet_config, "in_channels": 3}))
     config, pipeline = (model / "config.json").read_text(), (model / "pipeline.json").read_text()
     weights = (model / "model.safetensors").read_bytes()
 

@@ -1,4 +1,5 @@
 """The command line: help texts, generate on a tiny SVD folder, flops, and one-line errors with exit code 2."""
+import itertools
 import json
 import re
 import subprocess
@@ -39,6 +40,8 @@ def photo(tmp_path):
                  "--runtime"]),
     ("cinemagraph", ["--output", "--model", "--frames", "--seed", "--steps", "--sampler", "--height", "--width",
                      "--gif", "--bf16", "--runtime"]),
+    ("edit", ["--output", "--model", "--anchors", "--steps", "--guidance-text", "--guidance-image", "--size",
+              "--workers", "--batch", "--seed", "--gif"]),
     ("eval", ["--task", "--model", "--clips", "--seed", "--steps", "--sampler", "--bf16", "--dataset", "--split",
               "--encoder", "--no-fd", "--i3d", "--output", "--json"]),
 ])
@@ -57,7 +60,7 @@ def test_top_level_help_lists_commands(capsys):
     code, out, _ = run(capsys, "--help")
     assert code == 0 and all(command in out for command in ("generate", "flops", "train", "compress", "distill",
                                                        "animate", "interpolate", "extend", "loop", "eval",
-                                                       "restyle", "inpaint", "cinemagraph"))
+                                                       "restyle", "inpaint", "cinemagraph", "edit"))
 
 
 @pytest.mark.parametrize("command", ["flops", "compress", "distill", "animate", "interpolate", "extend", "loop",
@@ -78,7 +81,7 @@ def test_shared_options_have_one_help_text(capsys):
         return text.split(f"{option} ", 1)[1].split(" --", 1)[0]
     for option in ("--output", "--seed", "--gif"):
         assert len({option_help(c, option) for c in ("generate", "animate", "interpolate", "extend", "loop",
-                                                     "restyle", "inpaint", "cinemagraph")}) == 1
+                                                     "restyle", "inpaint", "cinemagraph", "edit")}) == 1
     assert option_help("flops", "--json") == option_help("eval", "--json")
 
 
@@ -209,3 +212,18 @@ def test_compress_and_distill_never_write_over_the_model_they_read(capsys, tmp_p
         code, _, err = run(capsys, *argv)
         assert code == 2 and err.count("\n") == 1 and "would destroy the input" in err, (argv, err)
     assert {p.name: p.read_bytes() for p in model.iterdir()} == before
+
+
+def test_help_paragraphs_flow_without_the_sources_line_breaks(capsys):
+    """typer keeps a docstring's line breaks after its first paragraph; `reflow_help` joins them, so no line of a
+    command's description ends short while its paragraph goes on (bulleted or indented paragraphs are kept)."""
+    from lightvid.cli.app import reflowed
+    assert reflowed("One.\n\n    Two\n    three.\n\n    - a\n    - b") == "One.\n\nTwo three.\n\n- a\n- b"
+    code, out, _ = run(capsys, "--help")
+    commands = re.findall(r"│ (\w+)\s", out)
+    assert code == 0 and len(commands) >= 14
+    for command in commands:
+        text = run(capsys, command, "--help")[1].split("╭")[0]
+        lines = [line.strip() for line in text.splitlines()[3:]]  # past the usage line
+        short = [a for a, b in itertools.pairwise(lines) if a and b and len(a) < 50]
+        assert not short, (command, short)

@@ -298,3 +298,19 @@ def test_baselines_reject_bad_input(name):
         fill(clip, mask(4))
     with pytest.raises(LightvidError, match=r"\(F, C, H, W\)"):
         fill(clip[0], mask(1, 0))
+
+
+def test_edit_flicker_follows_motion_and_sees_inconsistent_frames():
+    from lightvid.eval.flicker import edit_flicker, source_flows, warped_change
+    g = torch.Generator().manual_seed(0)
+    scene = torch.nn.functional.avg_pool2d(torch.rand(1, 3, 48, 80, generator=g), 3, 1, 1) * 2 - 1  # smooth texture
+    source = torch.cat([scene[..., :, 2 * t:2 * t + 48] for t in range(6)])  # a pan, 2 px a frame: (6, 3, 48, 48)
+    flows = source_flows(source)
+    assert warped_change(source, flows) < 0.5 * warped_change(source, [0 * f for f in flows])  # motion explained
+    darker = source * 0.5 - 0.5  # an exact per-pixel edit: no flicker of its own (its change halves with contrast)
+    assert edit_flicker(darker, source, flows) <= 0
+    flicker = darker + 0.1 * torch.rand(6, 1, 1, 1, generator=g)  # each frame's brightness off by up to 12.75 levels
+    assert edit_flicker(flicker, source, flows) > edit_flicker(darker, source, flows) + 2
+    from lightvid.eval.flicker import error_flicker
+    steady = darker + 0.1  # wrong by 12.75 levels everywhere, in every frame: a steady error
+    assert error_flicker(steady, darker, flows) < 0.01 < 2 < error_flicker(flicker, darker, flows)

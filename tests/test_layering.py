@@ -10,7 +10,7 @@ ROOT = Path(__file__).parent.parent / "lightvid"
 
 # Low to high. "errors" also holds the top-level lightvid/__init__.py. Packages that do not exist yet may be listed.
 LAYERS = ["errors", "weights", "io", "tasks", "conditioning", "diffusion", "models", "data", "pipelines", "train",
-          "eval", "compress", "export", "cli"]
+          "edit", "eval", "compress", "export", "cli"]
 RANK = {name: i for i, name in enumerate(LAYERS)}
 
 

@@ -1,5 +1,6 @@
 """The typer app, the entry point that turns every LightvidError into one line on stderr and exit code 2 (and
 Ctrl-C into one line and exit code 130), and the option checks every command runs before any work."""
+import inspect
 import math
 import os
 import sys
@@ -70,6 +71,22 @@ def warn_slow(**values) -> None:
             if value is not None and value > limits[name]]
     if slow:
         typer.echo(f"lightvid: this will take long: {', '.join(slow)}", err=True)
+
+
+def reflowed(doc: str) -> str:
+    """A docstring's paragraphs each on one line (typer keeps the source's line breaks after the first paragraph);
+    a paragraph with an indented or bulleted line is left as it is."""
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    keep = [any(line[:1].isspace() or line.lstrip().startswith(("-", "*")) for line in p.splitlines())
+            for p in paragraphs]
+    return "\n\n".join(p if k else " ".join(p.split("\n")) for p, k in zip(paragraphs, keep))
+
+
+def reflow_help(typer_app: typer.Typer) -> None:
+    """Give every registered command its docstring reflowed (see `reflowed`) as its help."""
+    for command in typer_app.registered_commands:
+        if command.help is None and command.callback is not None and command.callback.__doc__:
+            command.help = reflowed(command.callback.__doc__)
 
 
 # The exceptions of the click that typer runs on (newer typer versions vendor their own copy of click).

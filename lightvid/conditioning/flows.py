@@ -79,7 +79,7 @@ def _hwc(frame: torch.Tensor) -> np.ndarray:
     return np.ascontiguousarray(frame.detach().float().cpu().permute(1, 2, 0).numpy())
 
 
-def _warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
+def backward_warp(image: np.ndarray, flow: np.ndarray) -> np.ndarray:
     """Backward warp: out(p) = image(p + flow(p)), bilinear, borders replicated. image (H, W, C), flow (H, W, 2)."""
     cv2 = _cv2()
 
@@ -129,7 +129,7 @@ def warp_error(ga: np.ndarray, gb: np.ndarray, flow: np.ndarray) -> float:
     inside = (x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)
     if not inside.any():
         return float("inf")
-    diff = np.abs(ga.astype(np.float32) - _warp(gb.astype(np.float32)[..., None], flow)[..., 0])
+    diff = np.abs(ga.astype(np.float32) - backward_warp(gb.astype(np.float32)[..., None], flow)[..., 0])
     return float(diff[inside].mean())
 
 
@@ -152,7 +152,7 @@ def global_motion_flow(ga: np.ndarray, gb: np.ndarray) -> np.ndarray:
     grid = np.stack(np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32)), -1)  # (H, W, 2)
     linear, shift = affine[:, :2].T.astype(np.float32), affine[:, 2].astype(np.float32)
     camera = grid @ linear + shift - grid  # g(p) = M·p - p, (H, W, 2)
-    b_on_a = np.round(_warp(gb.astype(np.float32)[..., None], camera)[..., 0]).clip(0, 255).astype(np.uint8)
+    b_on_a = np.round(backward_warp(gb.astype(np.float32)[..., None], camera)[..., 0]).clip(0, 255).astype(np.uint8)
     residual = farneback_flow(ga, b_on_a)
     composed = (grid + residual) @ linear + shift - grid  # r(p) + g(p + r(p)) = M·(p + r(p)) - p
     return composed if warp_error(ga, gb, composed) < warp_error(ga, gb, plain) else plain
@@ -220,7 +220,8 @@ def farneback_warps(frames: torch.Tensor, given, flow: str = "farneback") -> dic
             x, y = grid_x + flow[..., 0], grid_y + flow[..., 1]
             return ((x > -0.5) & (x < w - 0.5) & (y > -0.5) & (y < h - 0.5)).astype(np.float32)
 
-        warps[i] = FlowWarp(t, _warp(_hwc(frames[a]), f_ta), _warp(_hwc(frames[b]), f_tb), inside(f_ta), inside(f_tb))
+        warps[i] = FlowWarp(t, backward_warp(_hwc(frames[a]), f_ta), backward_warp(_hwc(frames[b]), f_tb),
+                            inside(f_ta), inside(f_tb))
     return warps
 
 

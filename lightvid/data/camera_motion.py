@@ -67,7 +67,7 @@ def bundled_photos() -> list[Path]:
     return sorted(found, key=lambda p: p.name)
 
 
-def _photo_list(images) -> list[Path]:
+def photo_list(images) -> list[Path]:
     if images is None:
         return bundled_photos()
     if isinstance(images, (str, os.PathLike)):
@@ -152,7 +152,7 @@ class CameraMotion(Dataset):
         self.seed = check_int("seed", seed, 0)
         self.length = check_int("length", DEFAULT_LENGTH[split] if length is None else length, 1)
         num_test = check_int("num_test_photos", num_test_photos, 0)
-        photos = _photo_list(images)
+        photos = photo_list(images)
         missing = [p for p in photos if not p.is_file()]
         if missing:
             raise LightvidError(f"{missing[0]}: no such image file")

@@ -45,6 +45,9 @@ class Attention(nn.Module):
         self.to_v = nn.Linear(context_dim or dim, heads * width, bias=False)
         self.to_out = nn.Linear(heads * width, dim)
         self.funnel = Funnel(heads, width, layout.funnel_width) if layout.funnel_width else None
+        # Self-attention only: (k, v) (B, n, inner) -> (B, m, inner), the keys and values the queries see (Fairy's
+        # anchor attention, lightvid.edit.anchor, extends them with anchor frames'); None = the tokens' own.
+        self.extend_keys = None
 
     def projections(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """The weights in use, (W_q, W_k, W_v, W_out), funnels multiplied in."""
@@ -56,8 +59,8 @@ class Attention(nn.Module):
         # `groups` query rows of clip i (frames or pixels, batch-major) share context row i.
         wq, wk, wv, wo = self.projections()
         if context is None:  # one (dim -> 3·inner) matmul instead of three: same sums, better GEMM efficiency
-            qkv = F.linear(x, torch.cat([wq, wk, wv]))
-            out = self._sdpa(*qkv.split([wq.shape[0], wk.shape[0], wv.shape[0]], dim=-1))
+            q, k, v = F.linear(x, torch.cat([wq, wk, wv])).split([wq.shape[0], wk.shape[0], wv.shape[0]], dim=-1)
+            out = self._sdpa(q, *(self.extend_keys(k, v) if self.extend_keys else (k, v)))
             return F.linear(out, wo, self.to_out.bias)
         groups = x.shape[0] // context.shape[0]
         k = F.linear(context, wk).repeat_interleave(groups, dim=0)

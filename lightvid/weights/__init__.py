@@ -4,6 +4,8 @@
     mnist   Moving MNIST, 64x64, 20 frames at 10 fps: the measurable benchmark model; samples with its
             distilled 1-step student (mnist/1step) by default
     mnist-mobilevd   `mnist` compressed by `lightvid compress --model mnist --recipe mobilevd` (half the FLOPs)
+    editor  the instruction editor of `lightvid edit` (lightvid.edit: unet/ + text_encoder/ + pipeline.json, not a
+            native model folder; `editor_folder`)
 
 Each folder has a MODEL_CARD.md (data, steps, CPU-hours, metrics). A model is rebuilt by
 `lightvid train --config configs/<name>.yaml`, then `python tools/ship_model.py runs/<name>/model <name>`
@@ -19,7 +21,8 @@ from pathlib import Path
 from lightvid.errors import LightvidError
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
-EMBEDDED = ("photo", "mnist", "mnist-mobilevd")
+EMBEDDED = ("photo", "mnist", "mnist-mobilevd")  # native models
+EDITOR = "editor"
 
 
 def model_folder(model: str | Path) -> Path:
@@ -33,4 +36,12 @@ def model_folder(model: str | Path) -> Path:
     folder = Path(model)
     if not folder.is_dir():
         raise LightvidError(f"model {model}: not an embedded model ({', '.join(EMBEDDED)}) nor a folder")
+    return folder
+
+
+def editor_folder(model: str | Path) -> Path:
+    """The embedded editor's folder (name "editor") or an editor folder's path; LightvidError if neither exists."""
+    folder = WEIGHTS_DIR / EDITOR if str(model) == EDITOR else Path(model)
+    if not folder.is_dir():
+        raise LightvidError(f"--model {model}: not the embedded editor ({EDITOR}) nor a folder")
     return folder
