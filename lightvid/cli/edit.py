@@ -8,10 +8,19 @@ from lightvid.errors import LightvidError
 from lightvid.weights import EDITOR, editor_folder
 
 from .app import app, check_finite, check_range, check_seed
-from .options import MAX_FRAMES, MAX_SIDE, MAX_STEPS, MAX_VIDEO_PIXELS, Gif, Output, Seed
+from .options import (
+    MAX_ANCHORS,
+    MAX_BATCH,
+    MAX_FRAMES,
+    MAX_SIDE,
+    MAX_STEPS,
+    MAX_VIDEO_PIXELS,
+    MAX_WORKERS,
+    Gif,
+    Output,
+    Seed,
+)
 from .tasks import _check_io, _write
-
-MAX_ANCHORS, MAX_WORKERS, MAX_BATCH = 16, 64, 64
 
 
 @app.command()

@@ -45,6 +45,7 @@ MAX_TRAIN_STEPS = 10_000_000  # --max-steps, --finetune-steps
 MAX_FPS = 240  # generate --fps
 MAX_MOTION_BUCKET = 1023  # generate --motion-bucket
 SEED_LIMIT = 2**63  # seeds are in [0, SEED_LIMIT)
+MAX_ANCHORS, MAX_WORKERS, MAX_BATCH = 16, 64, 64  # edit --anchors, --workers, --batch
 SLOW_STEPS, SLOW_FRAMES, SLOW_CLIPS = 100, 256, 100
 
 # sampling
