@@ -156,7 +156,7 @@ def test_sampling_ends_on_the_denoisers_last_estimate_with_one_noise_for_every_f
     target = torch.rand(1, 12, 8, 8) * 2 - 1  # (1, 3·2², h/2, w/2): a sample in the editor's patch space
     seen = []
 
-    def oracle(x, sigma, t, image, context, guidance_text, guidance_image):
+    def oracle(x, sigma, t, image, context, guidance_text, guidance_image, null_context):
         seen.append(x.clone())
         return target.expand_as(x)
     editor.denoise = oracle

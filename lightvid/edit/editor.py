@@ -165,16 +165,17 @@ class Editor(nn.Module):
         return alpha * noise - sigma * alpha * x0
 
     def denoise(self, x, sigma: float, t: float, image, context, guidance_text: float,
-                guidance_image: float) -> torch.Tensor:
+                guidance_image: float, null_context: torch.Tensor | None = None) -> torch.Tensor:
         """x0 for x (f, c, h, w), with InstructPix2Pix's two guidance scales. `context` (1, n, d) and `image`
-        (f, c, h, w) are the full conditions; the other branches use "" and a zero image. One branch when both
-        scales are 1, else three, group-major [full, image only, neither] (see edit.anchor's batch layout)."""
+        (f, c, h, w) are the full conditions; the other branches use "" (`null_context`, encoded if None) and a zero
+        image. One branch when both scales are 1, else three, group-major [full, image only, neither] (see
+        edit.anchor's batch layout)."""
         f = x.shape[0]
         one = x.new_ones(f)
         if guidance_text == 1.0 and guidance_image == 1.0:
             out = self.network_output(x, sigma * one, t * one, image, context.expand(f, -1, -1))
             return self.to_x0(x, sigma * one, out)
-        null = self.encode_text([""])
+        null = self.encode_text([""]) if null_context is None else null_context
         contexts = torch.cat([context.expand(f, -1, -1), null.expand(2 * f, -1, -1)])
         images = torch.cat([image, image, torch.zeros_like(image)])
         ones = x.new_ones(3 * f)

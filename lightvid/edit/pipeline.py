@@ -84,6 +84,7 @@ class FrameEditor:
         self.noise = sampling_noise(editor, height, width, plan)
         with torch.no_grad(), one_thread():  # the context must not depend on the process's thread count
             self.context = editor.encode_text([plan.instruction])  # (1, n, d)
+            self.null_context = editor.encode_text([""]) if plan.groups > 1 else None  # guidance's "no instruction"
 
     @torch.no_grad()
     def _sample(self, images: torch.Tensor, mode: str, progress: bool = False) -> torch.Tensor:
@@ -94,7 +95,7 @@ class FrameEditor:
             sigma, sigma_next = self.sigmas[i].item(), self.sigmas[i + 1].item()
             self.cache.set(mode, i, self.plan.groups)
             x0 = self.editor.denoise(x, sigma, self.timesteps[i].item(), condition, self.context,
-                                     self.plan.guidance_text, self.plan.guidance_image)
+                                     self.plan.guidance_text, self.plan.guidance_image, self.null_context)
             sigma_down, sigma_up = ancestral_step(sigma, sigma_next)
             x = x0 + (x - x0) * (sigma_down / sigma)  # Euler to sigma_down: x + (x - x0)/σ · (σ_down - σ)
             if sigma_up > 0:
