@@ -26,8 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 TASK_COMMANDS = ("animate", "interpolate", "extend", "loop")
-COMMANDS = (*TASK_COMMANDS, "restyle", "inpaint", "cinemagraph", "edit", "generate", "eval", "flops", "train",
-            "compress", "distill")
+COMMANDS = (*TASK_COMMANDS, "restyle", "inpaint", "cinemagraph", "slowmo", "edit", "generate", "eval", "flops",
+            "train", "compress", "distill")
 
 # the good command line of each command, its option under test replaced or added by a case (the tiny model in
 # scratch/model samples in well under a second, so a case that slips past a check does not run for long)
@@ -39,6 +39,7 @@ BASE = {
     "restyle": ["restyle", "clip.gif", "-o", "out.mp4", "--model", "model"],
     "inpaint": ["inpaint", "clip.gif", "mask.png", "-o", "out.mp4", "--model", "model"],
     "cinemagraph": ["cinemagraph", "photo.png", "mask.png", "-o", "out.mp4", "--model", "model"],
+    "slowmo": ["slowmo", "clip.gif", "-o", "out.mp4", "--model", "model"],
     "edit": ["edit", "clip.gif", "make it darker", "-o", "out.mp4", "--model", "editor", "--workers", "1"],
     # no SVD folder in scratch: every option is checked before the model folder is read (the cases say which
     # option the message must name, so a later "no such folder" cannot pass for the option's check)
@@ -61,11 +62,14 @@ SAMPLING = {"--seed": BAD_SEED, "--steps": [*BAD_COUNT, "1001"], "--sampler": ["
             "--guidance": BAD_FLOAT, "--height": BAD_SIDE, "--width": BAD_SIDE}
 OPTIONS = {
     **{task: {"--frames": [*BAD_COUNT, "1025"], **SAMPLING} for task in ("animate", "interpolate", "loop")},
+    "animate": {"--frames": [*BAD_COUNT, "1025"], "--index": ["-1", "16", HUGE, "abc", "", "1.5"], **SAMPLING},
     "extend": {"--new-frames": [*BAD_COUNT, "1024"], "--windows": ["bogus", ""], **SAMPLING},
     "restyle": {"--strength": [*BAD_FLOAT, "0", "-0.5", "1.5"], "--alpha": ["0.5"],  # --alpha without a style
                 **{k: v for k, v in SAMPLING.items() if k != "--guidance"}},
     "inpaint": {k: v for k, v in SAMPLING.items() if k != "--guidance"},
     "cinemagraph": {"--frames": [*BAD_COUNT, "1025"], **{k: v for k, v in SAMPLING.items() if k != "--guidance"}},
+    "slowmo": {"--factor": [*BAD_COUNT, "1", "3", "6", "128", "-2"], "--fps": [*BAD_FLOAT, "0", "-1", "1001"],
+               **SAMPLING},
     "generate": {"--frames": [*BAD_COUNT, "1025"], "--steps": [*BAD_COUNT, "1001"], "--seed": BAD_SEED,
                  "--height": BAD_SIDE, "--width": BAD_SIDE, "--fps": ["0", "-1", "241", "abc", ""],
                  "--motion-bucket": ["-1", "1024", "abc"], "--noise-aug": [*BAD_FLOAT, "-0.5"],
@@ -94,12 +98,13 @@ COMBINED = [
     ("restyle", ["--style-weights", "model", "--alpha", "1.5"], "--alpha"),
     ("loop", ["--frames", "1023", "--height", "1024", "--width", "1024"], "frames"),  # past the video pixel limit
     ("eval", ["--encoder", "photo.png"], "--encoder"),  # with --no-fd
+    ("slowmo", ["--factor", "64", "--height", "2048", "--width", "2048"], "frames"),  # 4 frames: 193 past the pixels
     ("eval", ["--seed", str(2**63 - 1), "--clips", "2"], "--seed"),  # the second clip's seed overflows
 ]
 
 INPUTS = {  # command -> the positions in BASE of its input files
     "animate": [1], "interpolate": [1, 2], "extend": [1], "loop": [1], "restyle": [1], "generate": [1],
-    "inpaint": [1, 2], "cinemagraph": [1, 2], "edit": [1],
+    "inpaint": [1, 2], "cinemagraph": [1, 2], "edit": [1], "slowmo": [1],
 }
 BAD_IMAGES = ["missing.png", "empty.png", "garbage.png", "truncated.png", "notes.txt", "adir", "", "photo.png/x.png"]
 BAD_VIDEOS = ["missing.mp4", "empty.mp4", "garbage.mp4", "truncated.gif", "notes.txt", "emptydir", "garbagedir",
@@ -164,7 +169,7 @@ def cases(seed: int = 0) -> list[Case]:
             out.append(Case("arguments", tuple(BASE[command][:-1])))  # an option without its value
     out += [Case("unknown option", ("bogus",)), Case("unknown option", ("--bogus",)),
             Case("unknown option", ("animate", "--frames=3=4", "photo.png", "-o", "o.mp4", "--model", "model"))]
-    for command in (*TASK_COMMANDS, "generate"):
+    for command in (*TASK_COMMANDS, "slowmo", "generate"):
         argv = BASE[command]
         out.append(Case("arguments", tuple(a for i, a in enumerate(argv) if i not in INPUTS[command])))
         out.append(Case("arguments", tuple(argv[:argv.index("-o")] + argv[argv.index("-o") + 2:])))  # no -o
@@ -174,15 +179,16 @@ def cases(seed: int = 0) -> list[Case]:
             Case("arguments", ("generate", "photo.png", "-o", "out.mp4"))]
     for command, positions in INPUTS.items():
         for index in positions:
-            video = (command in ("extend", "restyle", "inpaint", "edit") and index == 1) or (command, index) == \
-                ("inpaint", 2)
+            video = (command in ("extend", "restyle", "inpaint", "slowmo", "edit") and index == 1) or \
+                (command, index) == ("inpaint", 2)
             out += [Case("input file", tuple(_replace(command, index, v))) for v in (BAD_VIDEOS if video
                                                                                      else BAD_IMAGES)]
     out += [Case("input file", tuple(_replace(c, 2, m))) for c in ("inpaint", "cinemagraph")
             for m in ("photo.png", "blank.png", "small.png")]  # a colour picture, no white, another size
     out.append(Case("input file", ("extend", "clip.gif", "-o", "out.mp4", "--model", "model", "--new-frames",
                                    "1023")))  # too many frames in all
-    for command in (*TASK_COMMANDS, "restyle", "inpaint", "cinemagraph", "edit", "generate"):
+    out.append(Case("input file", ("slowmo", "photo.png", "-o", "out.mp4", "--model", "model")))  # one frame
+    for command in (*TASK_COMMANDS, "restyle", "inpaint", "cinemagraph", "slowmo", "edit", "generate"):
         out += [Case("output", tuple(_with(command, "-o", v))) for v in VIDEO_OUTPUTS]
     out += [Case("instruction", tuple(_replace("edit", 2, v))) for v in ("", "  ?! ", "make it purple",
                                                                        "make " * 13)]
@@ -195,7 +201,7 @@ def cases(seed: int = 0) -> list[Case]:
     out.append(Case("output", ("compress", "--model", "model", "-o", "model", "--finetune-steps", "0")))
     out.append(Case("output", ("compress", "--model", "model", "-o", "small", "--work-dir", "photo.png")))
     out += [Case("output", tuple(_with("eval", "-o", v))) for v in EVAL_OUTPUTS]
-    for command in ("animate", "eval", "compress", "distill", "flops", "interpolate", "restyle", "inpaint"):
+    for command in ("animate", "eval", "compress", "distill", "flops", "interpolate", "restyle", "inpaint", "slowmo"):
         out += [Case("model folder", tuple(_with(command, "--model", m))) for m in BAD_MODELS
                 if command != "flops" or m not in FLOPS_READABLE]
     out += [Case("model folder", tuple(_with("generate", "--model", m))) for m in BAD_SVD]

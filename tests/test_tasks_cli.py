@@ -47,6 +47,25 @@ def test_animate_keeps_the_image_and_makes_long_videos_in_windows(capsys, tmp_pa
     assert "window 4: 4 frames given, 1 new (12/12)" in err
 
 
+def test_animate_puts_the_image_at_any_index(capsys, tmp_path, model):
+    image = picture(tmp_path / "in.png")
+    code, _, err = run(capsys, "animate", image, "-o", f"{tmp_path}/mid/", "--model", model, "--index", 2)
+    assert code == 0, err
+    frames = png_frames(tmp_path / "mid")
+    assert frames.shape == (5, 16, 16, 3) and np.array_equal(frames[2], resized(image))
+    assert not np.array_equal(frames[0], frames[2])
+    code, _, err = run(capsys, "animate", image, "-o", f"{tmp_path}/long/", "--model", model, "--index", 7,
+                       "--frames", 9, "--windows", "multidiffusion")
+    assert code == 0, err
+    assert np.array_equal(png_frames(tmp_path / "long")[7], resized(image))
+    for extra, message in (((), "--index must be a frame of the 5-frame output, 0 to 4; got 5"),
+                           (("--frames", 9), "needs --windows multidiffusion")):
+        code, _, err = run(capsys, "animate", image, "-o", f"{tmp_path}/bad/", "--model", model,
+                           "--index", 5 if not extra else 3, *extra)
+        assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+        assert not (tmp_path / "bad").exists()
+
+
 def test_continue_video_keeps_given_frames_and_is_seeded():
     pipe = tiny_native(3, 2)
     given = torch.rand(3, 3, 16, 16) * 2 - 1

@@ -7,11 +7,12 @@
     tasks.py      animate, interpolate, extend, loop (native models, default: the embedded `photo`)
     restyle.py    restyle (SDEdit over a clip, style weights)
     regions.py    inpaint, cinemagraph (a mask's white region regenerated or animated)
+    slowmo.py     slowmo (hierarchical slow motion by recursive frame interpolation)
     edit.py       edit (instruction-guided video editing, Fairy)
     evaluate.py   eval
     web.py        serve: the web app (Gradio), running the tasks of tasks.py through web_tasks.py
 """
-from . import commands, edit, evaluate, regions, restyle, tasks, web  # noqa: F401  (registers the commands on `app`)
+from . import commands, edit, evaluate, regions, restyle, slowmo, tasks, web  # noqa: F401  (registers the commands on `app`)
 from .app import app, console_main, main, reflow_help
 
 reflow_help(app)

@@ -140,18 +140,35 @@ def animate(image: Annotated[Path, typer.Argument(help="The photo to animate (an
                                                        f"{MAX_FRAMES} frames, are made as --windows says.")] = None,
             seed: Seed = 0, steps: Steps = None, sampler: Sampler = None, guidance: Guidance = 1.0,
             height: Height = None, width: Width = None, gif: Gif = False, bf16: Bf16 = False,
-            runtime: Runtime = "torch", windows: Windows = "chain"):
-    """Animate IMAGE: it is the first frame; the model makes the motion that follows."""
+            runtime: Runtime = "torch", windows: Windows = "chain",
+            index: Annotated[int, typer.Option(help="Which output frame IMAGE is: 0 (the first, the default) to "
+                                               "--frames - 1; the model makes the frames before and after it "
+                                               "(MarDini's reference anywhere). With an index above 0, more "
+                                               "frames than the model's window need --windows "
+                                               "multidiffusion.")] = 0):
+    """Animate IMAGE: it is the first frame (or frame --index); the model makes the motion around it."""
     from lightvid.pipelines.windows import continue_video_windows
+    from lightvid.tasks import animate as animation
 
     _check_io(output, gif, image)
     check_window_mode(windows)
     pipe, h, w, args = _setup(output, model, height, width, bf16, frames, frames_low=2, seed=seed, steps=steps,
                               sampler=sampler, guidance=guidance, runtime=runtime)
-    total = _frames(frames, pipe.settings.num_frames, 2, MAX_FRAMES, "animate")
+    window = pipe.settings.num_frames
+    total = _frames(frames, window, 2, MAX_FRAMES, "animate")
+    if not 0 <= index < total:
+        raise LightvidError(f"--index must be a frame of the {total}-frame output, 0 to {total - 1}; got {index}")
+    if index and total > window and windows == "chain":
+        raise LightvidError(f"--index {index} with {total} frames, more than this model's window ({window}), needs "
+                            "--windows multidiffusion (a chain only continues forward from frame 0)")
     check_size(h, w, total)
     warn_slow(steps=steps, frames=frames)
-    video = continue_video_windows(pipe, _picture(image, h, w)[None], total, pipe.settings.fps, windows, **args)
+    picture = _picture(image, h, w)
+    if index:
+        spec = animation(picture, total, pipe.settings.fps, index=index)
+        video = pipe(spec, overlap=window // 2 if total > window else None, **args)
+    else:
+        video = continue_video_windows(pipe, picture[None], total, pipe.settings.fps, windows, **args)
     _write(video, output, pipe.settings.fps, gif)
 
 

@@ -184,6 +184,9 @@ def _claim_stage(stage: Path, step: RecipeStep, recipe: Recipe) -> None:
 
 def _run_native(folder: Path, recipe: Recipe, work: Path, progress: bool) -> NativePipeline:
     pipe = NativePipeline.from_pretrained(folder)
+    if not isinstance(pipe.unet, SpaceTimeUNet):
+        raise LightvidError(f"{folder}: MobileVD's transforms compress SpaceTimeUNet models, this one is "
+                            f"{type(pipe.unet).__name__}")
     for index, step in enumerate(recipe.steps):
         stage = work / f"{index:02d}_{step.step}"
         result = stage / "result"

@@ -5,9 +5,11 @@ drawn from a generator seeded by the dataset seed and the clip's index, so runs 
 
     moving_mnist    MovingMNIST       bouncing real MNIST digits, train/test digit pools disjoint
     camera_motion   CameraMotion      pan/zoom/rotate over real photos, train/test photos disjoint
+    moving_layers   MovingLayers      cut-out photo layers moving over a camera move, exact ground truth
     video_folder    VideoFolder       random clips from every video under a folder
     webdataset      WebDatasetShards  random clips from videos in WebDataset tar shards (`urls`; the test
                                       split reads `test_urls`); training reads them by position
+    mixture         Mixture           clips drawn from several of the above in proportion to weights
 
 `build_dataset(name, **kwargs)` builds one by name (what training config files call).
 """
@@ -19,6 +21,8 @@ import inspect
 from torch.utils.data import Dataset, IterableDataset
 
 from lightvid.data.camera_motion import CameraMotion, bundled_photos
+from lightvid.data.mixture import Mixture
+from lightvid.data.moving_layers import MovingLayers
 from lightvid.data.moving_mnist import MovingMNIST
 from lightvid.data.shards import WebDatasetShards, write_shards
 from lightvid.data.video_folder import VideoFolder
@@ -29,6 +33,8 @@ DATASETS = {
     "camera_motion": CameraMotion,
     "video_folder": VideoFolder,
     "webdataset": WebDatasetShards,
+    "moving_layers": MovingLayers,
+    "mixture": Mixture,
 }
 
 
@@ -50,6 +56,8 @@ def build_dataset(name: str, **kwargs) -> Dataset | IterableDataset:
 __all__ = [
     "DATASETS",
     "CameraMotion",
+    "Mixture",
+    "MovingLayers",
     "MovingMNIST",
     "VideoFolder",
     "WebDatasetShards",

@@ -9,7 +9,16 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from lightvid.errors import LightvidError
-from lightvid.models import PRESETS, SpaceTimeUNet, UNetConfig, get_preset, read_config, unet_folder
+from lightvid.models import (
+    PRESETS,
+    MarDini,
+    MarDiniConfig,
+    SpaceTimeUNet,
+    UNetConfig,
+    get_preset,
+    read_config,
+    unet_folder,
+)
 from lightvid.models.checkpoint import OWN_CLASS, read_json_object
 
 # Pixel -> latent downscale of the autoencoder each preset is used with (SVD's VAE: 8).
@@ -51,10 +60,17 @@ def resolve_architecture(model: str) -> tuple[UNetConfig, int]:
     return config, scale
 
 
-def counted_pass(config: UNetConfig, frames: int, latent_height: int,
-                 latent_width: int) -> tuple[SpaceTimeUNet, FlopCounterMode]:
-    """One meta-device evaluation of `SpaceTimeUNet(config)` on a (1, frames, c_in, h, w) sample, counted."""
+def counted_pass(config: UNetConfig | MarDiniConfig, frames: int, latent_height: int,
+                 latent_width: int) -> tuple[SpaceTimeUNet | MarDini, FlopCounterMode]:
+    """One meta-device evaluation of the network on a (1, frames, c_in, h, w) sample, counted (a MarDini's: planner
+    and generator, though sampling reuses one plan for every step of a clip)."""
     with torch.device("meta"):
+        if isinstance(config, MarDiniConfig):
+            model = MarDini(config)
+            sample = torch.zeros(1, frames, config.in_channels, latent_height, latent_width)
+            with FlopCounterMode(display=False) as counter, torch.no_grad():
+                model(sample, torch.empty(1))
+            return model, counter
         model = SpaceTimeUNet(config)
         sample = torch.empty(1, frames, config.in_channels, latent_height, latent_width)
         context = torch.empty(1, 1, config.cross_attention_dim) if config.cross_attention_dim else None

@@ -19,6 +19,7 @@ import torch
 from lightvid.data import WebDatasetShards, build_dataset
 from lightvid.errors import LightvidError
 from lightvid.io import atomic_dir, atomic_write
+from lightvid.models import SpaceTimeUNet
 from lightvid.models.executorch_network import PTE_FILE
 from lightvid.models.onnx_network import EXPORT_FILE, ONNX_FILE, weights_digest
 from lightvid.pipelines.native import PIPELINE_FILE, NativePipeline
@@ -161,7 +162,10 @@ def export_model(model: str | Path, output: Path, fmt: str = "onnx", quantize: s
     source = model_folder(model)
     if output.absolute().resolve().is_relative_to(source.resolve()):
         raise LightvidError(f"-o/--output {output}: inside the model folder {source}; export to a folder outside it")
-    NativePipeline.for_sampling(source)  # the folder (and its student) is a valid native model, before any work
+    pipe = NativePipeline.for_sampling(source)[0]  # the folder (and its student) is a valid native model, first
+    if not isinstance(pipe.unet, SpaceTimeUNet):
+        raise LightvidError(f"{source}: a {type(pipe.unet).__name__} model cannot be exported; the onnx and "
+                            "executorch exports cover SpaceTimeUNet models")
     reports = {}
     with atomic_dir(output, overwrite) as target:
         # a former export of MODEL (either format) is not copied: the folder holds the new one only

@@ -1,4 +1,5 @@
-"""Load and save SpaceTimeUNet checkpoints: lightvid's own folders and diffusers-format SVD `unet/` folders.
+"""Load and save network checkpoints: lightvid's own folders (a SpaceTimeUNet or a MarDini network, named by
+config.json's `_class_name`) and diffusers-format SVD `unet/` folders.
 
 Only safetensors are read; pickle files (.bin/.ckpt/.pt) are refused, since unpickling runs arbitrary code.
 """
@@ -14,6 +15,7 @@ from lightvid.errors import LightvidError
 from lightvid.io.atomic import atomic_write
 
 from .config import UNetConfig, config_from_diffusers, short_repr
+from .mardini_config import MarDiniConfig
 
 WEIGHTS_NAME = "model.safetensors"
 PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")  # never opened: unpickling runs arbitrary code
@@ -21,6 +23,7 @@ PICKLE_SUFFIXES = (".pt", ".pth", ".bin", ".ckpt", ".pkl")  # never opened: unpi
 FLOAT_DTYPES = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16}
 DIFFUSERS_CLASS = "UNetSpatioTemporalConditionModel"
 OWN_CLASS = "SpaceTimeUNet"
+MARDINI_CLASS = "MarDini"
 
 # diffusers parameter names -> lightvid's, applied in order (each a regex substitution).
 _DIFFUSERS_RENAMES = [
@@ -225,8 +228,9 @@ def unet_folder(path) -> Path:
     return _resolve_folder(path)
 
 
-def read_config(path) -> UNetConfig:
-    """The UNetConfig of a lightvid or diffusers SVD UNet folder (or pipeline folder), from config.json alone."""
+def read_config(path) -> UNetConfig | MarDiniConfig:
+    """The network config of a lightvid or diffusers SVD UNet folder (or pipeline folder), or of a lightvid MarDini
+    folder, from config.json alone."""
     folder = _resolve_folder(path)
     raw = _read_config(folder)
     kind = raw.get("_class_name")
@@ -235,18 +239,26 @@ def read_config(path) -> UNetConfig:
             return config_from_diffusers(raw)
         if kind == OWN_CLASS:
             return UNetConfig.from_dict(raw)
+        if kind == MARDINI_CLASS:
+            return MarDiniConfig.from_dict(raw)
     except LightvidError as e:
         raise LightvidError(f"{folder / 'config.json'}: {e}") from None
     raise LightvidError(f"{folder / 'config.json'}: model class {short_repr(kind)} is not supported "
-                        f"(accepted: {OWN_CLASS}, diffusers {DIFFUSERS_CLASS})")
+                        f"(accepted: {OWN_CLASS}, {MARDINI_CLASS}, diffusers {DIFFUSERS_CLASS})")
 
 
-def load_unet(path, dtype: torch.dtype | None = None, device="cpu"):
-    """A SpaceTimeUNet from a folder. Everything is checked before any weight is loaded into the network: the
-    config (every field), the weight files (sharded indexes resolved inside the folder only, pickles never opened),
-    every tensor's name, shape and dtype against the network built on the meta device, and every value finite."""
+def build_network(config: UNetConfig | MarDiniConfig):
+    """The network a config describes: a SpaceTimeUNet or a MarDini (planner + generator)."""
+    from .mardini import MarDini
     from .unet import SpaceTimeUNet
+    return MarDini(config) if isinstance(config, MarDiniConfig) else SpaceTimeUNet(config)
 
+
+def load_network(path, dtype: torch.dtype | None = None, device="cpu"):
+    """A SpaceTimeUNet or MarDini network from a folder. Everything is checked before any weight is loaded into the
+    network: the config (every field), the weight files (sharded indexes resolved inside the folder only, pickles
+    never opened), every tensor's name, shape and dtype against the network built on the meta device, and every
+    value finite."""
     folder = _resolve_folder(path)
     config_path = folder / "config.json"
     config = read_config(folder)
@@ -256,7 +268,7 @@ def load_unet(path, dtype: torch.dtype | None = None, device="cpu"):
     source, files, located = _weight_files(folder, names)
     try:
         with torch.device("meta"):
-            model = SpaceTimeUNet(config)
+            model = build_network(config)
     except (ValueError, RuntimeError) as e:  # LightvidError is a ValueError
         raise LightvidError(f"{config_path}: cannot build this network ({_one_line(e)[:200]})") from None
     rename = diffusers_to_lightvid_key if diffusers else None
@@ -271,10 +283,12 @@ def load_unet(path, dtype: torch.dtype | None = None, device="cpu"):
     return model.eval()
 
 
-def save_unet(model, path) -> None:
+def save_network(model, path) -> None:
+    """config.json (with the network's class) + model.safetensors of a SpaceTimeUNet or MarDini, each atomically."""
     folder = Path(path)
     folder.mkdir(parents=True, exist_ok=True)
-    config = {"_class_name": OWN_CLASS, **model.config.to_dict()}
+    kind = MARDINI_CLASS if isinstance(model.config, MarDiniConfig) else OWN_CLASS
+    config = {"_class_name": kind, **model.config.to_dict()}
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     with atomic_write(folder / WEIGHTS_NAME) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})

@@ -12,14 +12,16 @@ from torch import nn
 from lightvid.conditioning import Conditioning, Hints
 
 from .executorch_network import ExecutorchNetwork
+from .mardini import MarDini
 from .onnx_network import OnnxNetwork
 from .unet import SpaceTimeUNet
 
-Network = SpaceTimeUNet | OnnxNetwork | ExecutorchNetwork  # what computes the denoising network, by runtime
+# what computes the denoising network: a model family (PyTorch) or a SpaceTimeUNet's export, by runtime
+Network = SpaceTimeUNet | MarDini | OnnxNetwork | ExecutorchNetwork
 
 
 class NativeNet(nn.Module):
-    """Adapts a native SpaceTimeUNet to the Denoiser signature `net(x_in, c_noise, given, mask)`.
+    """Adapts a native network (SpaceTimeUNet or MarDini) to the Denoiser signature `net(x_in, c_noise, given, mask)`.
 
     x_in, given: (b, f, c, h, w); mask: (b, f, 1, h, w) in {0, 1}. prediction: a name of
     lightvid.conditioning.PREDICTIONS, checked against the conditioning. unet: the PyTorch network or its export

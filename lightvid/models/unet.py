@@ -231,10 +231,13 @@ class SpaceTimeUNet(nn.Module):
     @classmethod
     def from_pretrained(cls, path, dtype: torch.dtype | None = None, device="cpu") -> "SpaceTimeUNet":
         """Load lightvid's own checkpoint folder or a diffusers SVD `unet/` folder (or a pipeline folder)."""
-        from .checkpoint import load_unet
-        return load_unet(path, dtype=dtype, device=device)
+        from .checkpoint import load_network
+        network = load_network(path, dtype=dtype, device=device)
+        if not isinstance(network, cls):
+            raise LightvidError(f"{path}: holds a {type(network).__name__} network, not a SpaceTimeUNet")
+        return network
 
     def save_pretrained(self, path) -> None:
         """Write config.json + model.safetensors into folder `path` (each file atomically)."""
-        from .checkpoint import save_unet
-        save_unet(self, path)
+        from .checkpoint import save_network
+        save_network(self, path)

@@ -15,7 +15,7 @@ from lightvid.conditioning import PREDICTIONS, Conditioning
 from lightvid.diffusion import SAMPLERS, Denoiser, cfg_model, get_sampler, karras_sigmas, student_sigmas
 from lightvid.errors import LightvidError
 from lightvid.io import atomic_write
-from lightvid.models import SpaceTimeUNet, read_config
+from lightvid.models import MarDini, MarDiniConfig, load_network, read_config
 from lightvid.models.checkpoint import read_json_object
 from lightvid.models.config import check_fields, short_repr
 from lightvid.models.executorch_network import ExecutorchNetwork
@@ -185,12 +185,15 @@ class NativePipeline:
         folder = Path(folder)
         check_runtime(runtime, dtype)
         settings, facts = read_settings(folder)
+        if runtime != "torch" and isinstance(read_config(folder), MarDiniConfig):
+            raise LightvidError(f"{folder}: a MarDini model (planner + generator) runs with the torch runtime only; "
+                                "the onnx and executorch exports cover SpaceTimeUNet models")
         if runtime == "onnx":
             unet = OnnxNetwork(folder, read_config(folder))
         elif runtime == "executorch":
             unet = ExecutorchNetwork(folder, read_config(folder))
         else:
-            unet = SpaceTimeUNet.from_pretrained(folder, dtype=dtype)
+            unet = load_network(folder, dtype=dtype)
         try:
             return cls(unet, settings, facts)
         except LightvidError as e:  # config.json and pipeline.json disagree
@@ -230,7 +233,7 @@ class NativePipeline:
 
     def save_pretrained(self, folder, extra: dict | None = None) -> None:
         """UNet files + pipeline.json (plus `extra` facts such as training steps, kept for the model card)."""
-        if not isinstance(self.unet, SpaceTimeUNet):
+        if not isinstance(self.unet, torch.nn.Module):
             raise LightvidError("a pipeline running an exported network cannot be saved: load the model with "
                                 "runtime='torch'")
         self.unet.save_pretrained(folder)
@@ -283,6 +286,8 @@ class NativePipeline:
         model's frame count overlapping by O frames (with as many frames as the window or fewer, the same as None).
         """
         s = self.settings
+        if isinstance(self.unet, MarDini):  # its guidance is over the plan (a learned null plan), inside the network
+            self.unet.guidance, guidance = guidance, 1.0
         given, mask = spec.conditioning()  # (F, 3, H, W), (F, 1, H, W)
         if given.shape[-2] % s.patch or given.shape[-1] % s.patch:
             raise LightvidError(f"this model needs height and width divisible by {s.patch}, "

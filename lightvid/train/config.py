@@ -5,7 +5,8 @@ from pathlib import Path
 import yaml
 
 from lightvid.errors import LightvidError
-from lightvid.models import UNetConfig, read_config
+from lightvid.models import MarDiniConfig, UNetConfig, read_config
+from lightvid.models.mardini_config import FAMILY as MARDINI
 from lightvid.pipelines.native import NativeSettings, read_settings
 from lightvid.tasks import TRAINED_TASKS
 
@@ -78,9 +79,22 @@ FROM_DATA = ("num_frames", "height", "width")
 
 
 @dataclass
+class CurriculumStage:
+    """Steps before `until` train on clips cut to their first `num_frames` frames, with the task mix `tasks` (None:
+    the config's): MarDini's curriculum of frame counts and mask ratios (each task masks its own share of frames,
+    lightvid.tasks.registry: random about half, extend up to half, keyframes three quarters, interpolate all but
+    two, animate all but one)."""
+    until: int
+    num_frames: int
+    tasks: dict | None = None
+
+
+@dataclass
 class TrainConfig:
     output_dir: str
-    model: UNetConfig  # the UNet's architecture; its in/out channels follow from `pipeline` (leave them out)
+    # the network's architecture: a SpaceTimeUNet, or MarDini's planner + generator (`family: mardini`); its in/out
+    # channels follow from `pipeline` (leave them out)
+    model: UNetConfig | MarDiniConfig
     data: dict  # build_dataset(name=..., **kwargs)
     # The trained model's pipeline.json: frame format (data_channels, patch, fps), conditioning, prediction,
     # sigma_data and sampling defaults; num_frames, height and width come from the data.
@@ -94,6 +108,16 @@ class TrainConfig:
     init_from: str | None = None
     # Present: train a few-step student of `distill.teacher` adversarially instead of denoising (lightvid distill).
     distill: DistillConfig | None = None
+    # Stages of frame counts and task mixes, by step (CurriculumStage); None: every step the data's whole clips and
+    # `tasks`. The last stage holds from its start to the end of the run.
+    curriculum: list[CurriculumStage] | None = None
+
+    def stage(self, step: int) -> tuple[int | None, dict]:
+        """(frames to cut the clips to, None for all; task mix) at training step `step`."""
+        for stage in self.curriculum or ():
+            if step < stage.until or stage is self.curriculum[-1]:
+                return stage.num_frames, stage.tasks or self.tasks
+        return None, self.tasks
 
 
 def _build(cls, values: dict, where: str):
@@ -109,8 +133,9 @@ def _build(cls, values: dict, where: str):
         raise LightvidError(f"config: '{where}': {e}") from None
 
 
-def _network(raw_model, settings: NativeSettings) -> UNetConfig:
-    """The `model` section with in/out channels derived from the pipeline settings (given ones must agree)."""
+def _network(raw_model, settings: NativeSettings) -> UNetConfig | MarDiniConfig:
+    """The `model` section with in/out channels derived from the pipeline settings (given ones must agree); with
+    `family: mardini` a MarDini network, which also takes the frame format (data_channels, patch) from them."""
     if not isinstance(raw_model, dict):
         raise LightvidError("config: 'model' must be a mapping")
     channels = settings.conditioning.channels(settings.data_channels, settings.patch)
@@ -118,7 +143,14 @@ def _network(raw_model, settings: NativeSettings) -> UNetConfig:
     if given != channels:
         raise LightvidError(f"config: model in/out channels {given[0]}/{given[1]} disagree with the pipeline "
                             f"settings, which need {channels[0]}/{channels[1]}; leave them out (they are derived)")
-    return UNetConfig.from_dict({**raw_model, "in_channels": channels[0], "out_channels": channels[1]})
+    derived = {"in_channels": channels[0], "out_channels": channels[1]}
+    family = raw_model.get("family", "unet")
+    if family == MARDINI:
+        derived.update(data_channels=settings.data_channels, patch=settings.patch)
+        return MarDiniConfig.from_dict({**raw_model, **derived})
+    if family != "unet":
+        raise LightvidError(f"config: model family {family!r} is not one of unet, {MARDINI}")
+    return UNetConfig.from_dict({k: v for k, v in {**raw_model, **derived}.items() if k != "family"})
 
 
 def config_from_dict(raw: dict) -> TrainConfig:
@@ -149,12 +181,7 @@ def config_from_dict(raw: dict) -> TrainConfig:
         if key in raw:
             raw[key] = make(raw[key])
     config = _build(TrainConfig, raw, "top level")
-    unknown_tasks = sorted(set(config.tasks) - set(TRAINED_TASKS))
-    if unknown_tasks:
-        raise LightvidError(f"config: unknown task(s) {unknown_tasks}; accepted: {', '.join(TRAINED_TASKS)}")
-    weights = list(config.tasks.values())
-    if not all(isinstance(w, (int, float)) and w >= 0 for w in weights) or sum(weights) <= 0:
-        raise LightvidError(f"config: task weights must be numbers >= 0 with a positive sum, got {config.tasks}")
+    _check_tasks(config.tasks, "'tasks'")
     t = config.train
     for name in ("batch_size", "steps", "checkpoint_every", "log_every"):
         value = getattr(t, name)
@@ -173,10 +200,45 @@ def config_from_dict(raw: dict) -> TrainConfig:
         raise LightvidError(f"config: diffusion.frame_weight '{config.diffusion.frame_weight}' is not one of "
                             f"{', '.join(FRAME_WEIGHTS)} (hint_relative needs pipeline.prediction hint_residual)")
     if config.distill is not None:
+        if isinstance(config.model, MarDiniConfig):
+            raise LightvidError("distill: adversarial distillation trains SpaceTimeUNet students, not MarDini")
         _check_distill(config.distill)
     if "name" not in config.data:
         raise LightvidError("config: 'data' needs a 'name' (a dataset: moving_mnist, camera_motion, ...)")
+    config.curriculum = _curriculum(config.curriculum)
     return config
+
+
+def _check_tasks(tasks, where: str) -> None:
+    if not isinstance(tasks, dict):
+        raise LightvidError(f"config: {where} must be a mapping of task names to weights")
+    unknown_tasks = sorted(set(tasks) - set(TRAINED_TASKS))
+    if unknown_tasks:
+        raise LightvidError(f"config: unknown task(s) {unknown_tasks} in {where}; accepted: "
+                            f"{', '.join(TRAINED_TASKS)}")
+    weights = list(tasks.values())
+    if not all(isinstance(w, (int, float)) and not isinstance(w, bool) and w >= 0 for w in weights) \
+            or sum(weights) <= 0:
+        raise LightvidError(f"config: task weights in {where} must be numbers >= 0 with a positive sum, got {tasks}")
+
+
+def _curriculum(raw) -> list[CurriculumStage] | None:
+    """The `curriculum` section: a list of stages with increasing `until` steps (each checked)."""
+    if raw is None:
+        return None
+    if not isinstance(raw, list) or not raw:
+        raise LightvidError("config: 'curriculum' must be a non-empty list of stages {until, num_frames, tasks}")
+    stages = [_build(CurriculumStage, stage, f"curriculum[{i}]") for i, stage in enumerate(raw)]
+    previous = 0
+    for i, stage in enumerate(stages):
+        for name, low in (("until", previous + 1), ("num_frames", 2)):
+            value = getattr(stage, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise LightvidError(f"config: curriculum[{i}].{name} must be an integer >= {low}, got {value!r}")
+        if stage.tasks is not None:
+            _check_tasks(stage.tasks, f"curriculum[{i}].tasks")
+        previous = stage.until
+    return stages
 
 
 def _check_distill(d: DistillConfig) -> None:

@@ -1,4 +1,4 @@
-"""The training loop: masked-frame EDM training of a native SpaceTimeUNet under accelerate.
+"""The training loop: masked-frame EDM training of a native network (SpaceTimeUNet or MarDini) under accelerate.
 
 Runs unchanged on one CPU process, `accelerate launch --num_processes N --cpu`, or multi-GPU / multi-node.
 Exact resume: the data order and every random draw are functions of (seed, step, rank), and a checkpoint holds
@@ -25,7 +25,7 @@ from lightvid.data import WebDatasetShards, build_dataset
 from lightvid.diffusion import Denoiser
 from lightvid.errors import LightvidError
 from lightvid.io import atomic_dir, atomic_write
-from lightvid.models import SpaceTimeUNet
+from lightvid.models import MarDini, SpaceTimeUNet, build_network, load_network
 from lightvid.models.native import NativeNet
 from lightvid.pipelines.native import NativePipeline
 from lightvid.tasks import sample_training_masks
@@ -119,7 +119,7 @@ def _check_same_run(checkpoint: Path, config: TrainConfig) -> None:
                             "use a new output folder, or the same settings")
 
 
-def _initial_weights(config: TrainConfig) -> SpaceTimeUNet:
+def _initial_weights(config: TrainConfig) -> SpaceTimeUNet | MarDini:
     """The `init_from` model's network, checked against the run's: the same architecture and channels (its hint may
     differ, e.g. a flow hint where it had a nearest-frame one: no weight depends on where a hint comes from)."""
     start = NativePipeline.from_pretrained(config.init_from)
@@ -129,7 +129,7 @@ def _initial_weights(config: TrainConfig) -> SpaceTimeUNet:
     return start.unet
 
 
-def _param_groups(unet: SpaceTimeUNet, opt) -> list[dict]:
+def _param_groups(unet: SpaceTimeUNet | MarDini, opt) -> list[dict]:
     """Network weights at the scheduled learning rate; pruning-gate scores at gate_lr (times the same warm-up /
     cosine factor), without weight decay."""
     gates = [p for name, p in unet.named_parameters() if name.startswith("temporal_gates.")]
@@ -152,10 +152,11 @@ def _distillation(config: TrainConfig):
     return Distillation(config.distill, teacher, config.pipeline.sigma_min, config.pipeline.sigma_max)
 
 
-def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int, clip_shape, folder: Path) -> None:
+def export_model(unet: SpaceTimeUNet | MarDini, ema: dict, config: TrainConfig, step: int, clip_shape,
+                 folder: Path) -> None:
     """Write the EMA weights as a ready-to-use native model folder (what CLI commands load), atomically."""
     with torch.device("meta"):
-        shipped = SpaceTimeUNet(unet.config)
+        shipped = build_network(unet.config)
     shipped.load_state_dict({k: v.clone() for k, v in ema.items()}, assign=True)
     frames, _, height, width = clip_shape
     settings = replace(config.pipeline, num_frames=frames, height=height, width=width)
@@ -173,7 +174,8 @@ def export_model(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int,
         NativePipeline(shipped, settings).save_pretrained(tmp, extra=facts)
 
 
-def _publish(unet: SpaceTimeUNet, ema: dict, config: TrainConfig, step: int, clip_shape, out: Path) -> None:
+def _publish(unet: SpaceTimeUNet | MarDini, ema: dict, config: TrainConfig, step: int, clip_shape,
+             out: Path) -> None:
     """What follows each checkpoint: the exported model folder, then the loss curve."""
     export_model(unet, ema, config, step, clip_shape, out / "model")
     plot_loss_curve(out / "log.jsonl", out / "loss.png")
@@ -212,7 +214,7 @@ def _train(config: TrainConfig, max_steps: int | None, progress: bool) -> Path:
     accelerator = Accelerator(mixed_precision="bf16" if native else "no")
     out = Path(config.output_dir)
     torch.manual_seed(config.seed)
-    unet = SpaceTimeUNet(config.model)
+    unet = build_network(config.model)
     checkpoint = latest_checkpoint(out)
     if checkpoint is None and config.init_from:
         unet.load_state_dict(_initial_weights(config).state_dict())
@@ -222,7 +224,7 @@ def _train(config: TrainConfig, max_steps: int | None, progress: bool) -> Path:
 
     start = 0
     if checkpoint is not None:
-        saved = SpaceTimeUNet.from_pretrained(checkpoint / "unet")
+        saved = load_network(checkpoint / "unet")
         if saved.config != config.model:
             raise LightvidError(f"{checkpoint}: was trained with another 'model' config; use a new output_dir")
         _check_same_run(checkpoint, config)
@@ -257,6 +259,10 @@ def _train(config: TrainConfig, max_steps: int | None, progress: bool) -> Path:
     if clip_shape[1] != p.data_channels:
         raise LightvidError(f"config: pipeline.data_channels is {p.data_channels} but the dataset gives "
                             f"{clip_shape[1]}-channel frames")
+    longest = max((stage.num_frames for stage in config.curriculum or ()), default=0)
+    if longest > clip_shape[0]:
+        raise LightvidError(f"config: the curriculum cuts clips to {longest} frames; the data's clips have "
+                            f"{clip_shape[0]}")
     end = opt.steps if max_steps is None else min(opt.steps, start + max_steps)
     log_path = out / "log.jsonl"
     if accelerator.is_main_process:
@@ -277,14 +283,18 @@ def _train(config: TrainConfig, max_steps: int | None, progress: bool) -> Path:
     tic = time.perf_counter()
     try:
         for step, clips in enumerate(loader, start=start):
-            clips = clips.to(accelerator.device)
+            frames, tasks = config.stage(step)
+            clips = clips[:, :frames].to(accelerator.device)
             g = torch.Generator().manual_seed(_seed(config.seed, step, accelerator.process_index, 1))
-            clips, mask = sample_training_masks(clips, config.tasks, g)  # (b, f, 1, h, w), 1 = given
+            clips, mask = sample_training_masks(clips, tasks, g)  # (b, f, 1, h, w), 1 = given
             for group in optimizer.param_groups:
                 group["lr"] = learning_rate(step, opt) * group.get("lr_scale", 1.0)  # older runs: no scale
-            gates = accelerator.unwrap_model(model).unet.temporal_gates
+            network = accelerator.unwrap_model(model).unet
+            gates = network.temporal_gates
             if gates is not None:
                 gates.reseed(_seed(config.seed, step, 2))  # the same gates on every rank
+            if isinstance(network, MarDini):  # its null-plan draws (per rank: each rank's clips are its own)
+                network.reseed(_seed(config.seed, step, accelerator.process_index, 3))
             logs = {}
             with accelerator.autocast():
                 if distill is None:
