@@ -307,7 +307,9 @@ def test_curriculum_longer_than_the_data_is_refused(tmp_path):
 
 
 def test_shipped_mardini_configs_load():
-    for path in sorted((Path(__file__).parent.parent / "configs" / "mardini").glob("*.yaml")):
+    paths = sorted((Path(__file__).parent.parent / "configs" / "mardini").glob("*.yaml"))
+    assert paths
+    for path in paths:
         raw = yaml.safe_load(path.read_text())
         config = config_from_dict(raw)
         assert isinstance(config.model, MarDiniConfig), path

@@ -24,14 +24,8 @@ from .options import (
 )
 from .tasks import _check_io, _setup, _write
 
-FACTORS = (2, 4, 8, 16, 32, 64)  # lightvid.pipelines.slowmo.FACTORS (tests/test_slowmo.py checks)
+FACTORS = (2, 4, 8, 16, 32, 64)  # for the help: lightvid.pipelines.slowmo.FACTORS (tests/test_slowmo.py checks)
 MAX_OUTPUT_FPS = 1000  # lightvid.io.video.MAX_FPS: the highest rate a written video may state
-
-
-def check_factor(factor: int) -> None:
-    if factor not in FACTORS:
-        raise LightvidError(f"--factor must be a power of 2 from {FACTORS[0]} to {FACTORS[-1]} "
-                            f"({', '.join(map(str, FACTORS))}), got {factor}")
 
 
 def check_fps(fps: float | None) -> None:
@@ -64,10 +58,10 @@ def slowmo(video: Annotated[Path, typer.Argument(help="A video file (mp4, webm, 
     A progress bar counts the windows of every level (on a terminal).
     """
     from lightvid.io import read_video
-    from lightvid.pipelines.slowmo import output_frames, slow_motion, slowmo_plan
+    from lightvid.pipelines.slowmo import check_factor, output_frames, slow_motion, slowmo_plan
 
     _check_io(output, gif, video=video)
-    check_factor(factor)
+    check_factor(factor, "--factor")
     check_fps(fps)
     pipe, h, w, args = _setup(output, model, height, width, bf16, seed=seed, steps=steps, sampler=sampler,
                               guidance=guidance, runtime=runtime)
